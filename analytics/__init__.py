@@ -1,0 +1,1 @@
+"""Usage records, rollups and dashboards (the analytics issue builds them)."""

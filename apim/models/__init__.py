@@ -1,0 +1,23 @@
+from .audit import AuditEvent
+from .base import TenantOwned
+from .catalog import API, API_TRANSITIONS, ROUTABLE_STATUSES, ApiStatus, LoadBalancing, Route, Target, Upstream
+from .tenancy import OPERATOR_ROLES, READER_ROLES, Membership, Role, Tenant, TenantHost
+
+__all__ = [
+    "API",
+    "API_TRANSITIONS",
+    "OPERATOR_ROLES",
+    "READER_ROLES",
+    "ROUTABLE_STATUSES",
+    "ApiStatus",
+    "AuditEvent",
+    "LoadBalancing",
+    "Membership",
+    "Role",
+    "Route",
+    "Target",
+    "Tenant",
+    "TenantHost",
+    "TenantOwned",
+    "Upstream",
+]

@@ -1,0 +1,1 @@
+"""Services: every write to the core domain goes through one of these."""

@@ -1,0 +1,1 @@
+"""Settings package: ``base`` is complete; ``local``, ``test`` and ``production`` adapt it."""

@@ -1,0 +1,193 @@
+"""Complete settings for every environment; the others only tighten or adapt.
+
+Everything variable comes from ``env`` (``apim/settings/env.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from .env import BASE_DIR, env, parse_database_url
+
+APIM_ENV = env.apim_env
+DATA_DIR = env.data_dir
+
+DEBUG = env.get_bool("DEBUG", False)
+
+# Secrets. Local installs generate them once into the data folder; production
+# settings refuse to start without them (see production.py).
+_generate_secrets = APIM_ENV != "production"
+SECRET_KEY = env.persistent_secret("SECRET_KEY", "secret_key", generate=_generate_secrets) or ""
+
+# API keys are stored as HMAC-SHA256(pepper, key). The pepper lives outside the
+# database so a leaked dump cannot be brute-forced. Old peppers stay listed so
+# keys issued under them keep verifying while they are phased out.
+APIM_KEY_PEPPER_ID = env.get_str("API_KEY_PEPPER_ID", "1") or "1"
+APIM_KEY_PEPPERS: dict[str, str] = {}
+for _item in env.get_list("API_KEY_OLD_PEPPERS"):
+    _pid, _, _secret = _item.partition(":")
+    if _pid and _secret:
+        APIM_KEY_PEPPERS[_pid] = _secret
+_current_pepper = env.persistent_secret("API_KEY_PEPPER", "api_key_pepper", generate=_generate_secrets)
+if _current_pepper:
+    APIM_KEY_PEPPERS[APIM_KEY_PEPPER_ID] = _current_pepper
+
+# How long a rotated-out key keeps working, so clients can switch over.
+APIM_KEY_ROTATION_GRACE = timedelta(seconds=env.get_int("API_KEY_ROTATION_GRACE_SECONDS", 24 * 3600))
+
+ALLOWED_HOSTS = env.get_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.get_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "django_prometheus",
+    "apim.apps.ApimConfig",
+    "consumers.apps.ConsumersConfig",
+    "policies.apps.PoliciesConfig",
+    "analytics.apps.AnalyticsConfig",
+    "gateway.apps.GatewayConfig",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "apim.urls"
+ASGI_APPLICATION = "apim.asgi.application"
+WSGI_APPLICATION = "apim.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env.get_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'apim.sqlite3'}"
+DATABASES = {"default": parse_database_url(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.get_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.get_str("CACHE_KEY_PREFIX", "apim") or "apim",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            # Pub/sub: a config-changed event fans out to every gateway worker.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "apim"},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "apim"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Celery: an embedded filesystem broker needs no server; production points at Redis or RabbitMQ.
+_celery_dir = DATA_DIR / "celery"
+CELERY_BROKER_URL = env.get_str("CELERY_BROKER_URL") or "filesystem://"
+if CELERY_BROKER_URL == "filesystem://":
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_celery_dir / "queue"),
+        "data_folder_out": str(_celery_dir / "queue"),
+        "processed_folder": str(_celery_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = "UTC"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve straight from the app folders when collectstatic has not run (local use).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "apim management API",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# Where the built-in echo upstream is served (the demo API points at it).
+APIM_DEMO_ECHO = env.get_bool("APIM_DEMO_ECHO", APIM_ENV != "production")
+APIM_WEB_PORT = env.get_int("APIM_WEB_PORT", 8080)
+APIM_GATEWAY_PORT = env.get_int("APIM_GATEWAY_PORT", 8081)
+# Loopback / private upstream targets: needed locally, refused in production unless allowed.
+APIM_ALLOW_PRIVATE_TARGETS = env.get_bool("APIM_ALLOW_PRIVATE_TARGETS", APIM_ENV != "production")
+
+LOG_LEVEL = env.get_str("LOG_LEVEL", "INFO") or "INFO"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

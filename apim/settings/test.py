@@ -1,0 +1,25 @@
+"""The test suite. Honours ``DATABASE_URL`` and ``REDIS_URL`` so CI can run it
+against real PostgreSQL and Redis as well as on the embedded defaults."""
+
+import os
+
+os.environ.setdefault("APIM_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "var", "test"))
+
+from .base import *
+from .base import CACHES, DATABASES, REDIS_URL
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"].pop("CONN_HEALTH_CHECKS", None)
+if REDIS_URL:
+    # Keep test keys apart from anything else on a shared Redis.
+    CACHES["default"]["KEY_PREFIX"] = "apim-test"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"null": {"class": "logging.NullHandler"}},
+    "root": {"handlers": ["null"], "level": "DEBUG"},
+}

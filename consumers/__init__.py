@@ -1,0 +1,1 @@
+"""Consumers, their applications and API keys, plans and subscriptions."""

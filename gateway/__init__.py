@@ -1,0 +1,1 @@
+"""The ASGI data plane (the gateway issue builds it)."""

@@ -1,0 +1,1 @@
+"""Policy attachments and (with the policy-engine issue) the built-in policies."""

@@ -1,0 +1,79 @@
+"""Where a policy applies: the tenant, an API, a consumer, or an API+consumer pair."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from apim.models import API, TenantOwned
+from consumers.models import Consumer
+
+from .registry import BUILTIN_POLICY_TYPES
+
+
+class PolicyAttachment(TenantOwned):
+    """One policy of one type at one scope. The most specific attachment of a type wins,
+    like Kong's plugin scoping: API+consumer, then consumer, then API, then tenant."""
+
+    policy = models.CharField(max_length=64, choices=BUILTIN_POLICY_TYPES)
+    api = models.ForeignKey(
+        API, on_delete=models.CASCADE, null=True, blank=True, related_name="policies", verbose_name="API"
+    )
+    consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, null=True, blank=True, related_name="policies")
+    config = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+    priority = models.IntegerField(null=True, blank=True, help_text="Overrides the policy type's execution order.")
+
+    same_tenant_fields = ("api", "consumer")
+
+    class Meta:
+        db_table = "am_policies"
+        verbose_name = "policy"
+        verbose_name_plural = "policies"
+        ordering = ["policy"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "policy"],
+                condition=models.Q(api__isnull=True, consumer__isnull=True),
+                name="am_policies_unique_tenant_scope",
+                violation_error_message="This tenant already has a tenant-wide policy of this type.",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "policy", "api"],
+                condition=models.Q(api__isnull=False, consumer__isnull=True),
+                name="am_policies_unique_api_scope",
+                violation_error_message="This API already has a policy of this type.",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "policy", "consumer"],
+                condition=models.Q(api__isnull=True, consumer__isnull=False),
+                name="am_policies_unique_consumer_scope",
+                violation_error_message="This consumer already has a policy of this type.",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "policy", "api", "consumer"],
+                condition=models.Q(api__isnull=False, consumer__isnull=False),
+                name="am_policies_unique_pair_scope",
+                violation_error_message="This API and consumer already have a policy of this type.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy} ({self.scope})"
+
+    @property
+    def scope(self) -> str:
+        if self.api_id and self.consumer_id:
+            return "api+consumer"
+        if self.api_id:
+            return "api"
+        if self.consumer_id:
+            return "consumer"
+        return "tenant"
+
+    def clean(self) -> None:
+        if self.api_id and not self.tenant_id:
+            self.tenant_id = self.api.tenant_id
+        super().clean()
+        if not isinstance(self.config, dict):
+            raise ValidationError({"config": 'Config must be a JSON object, e.g. {"limit": 10}.'})
