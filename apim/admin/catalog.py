@@ -1,0 +1,110 @@
+"""APIs with their routes and policies, upstreams with their targets."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from apim.models import API, ApiStatus, Route, Target, Upstream
+from apim.services.catalog import (
+    api_allowed_transitions,
+    api_delete,
+    api_deprecate,
+    api_publish,
+    api_retire,
+    api_save,
+    route_delete,
+    route_save,
+    target_delete,
+    target_save,
+    upstream_delete,
+    upstream_save,
+)
+from policies.models import PolicyAttachment
+from policies.services import policy_attachment_delete, policy_attachment_save
+
+from .mixins import ModelService, TenantScopedAdmin, TenantScopedInline
+from .tools import ObjectTool, ObjectToolsMixin, service_action
+
+
+def _can_become(status: str):
+    return lambda api: status in api_allowed_transitions(api=api)
+
+
+PUBLISH = ObjectTool("publish", "Publish", "Published", api_publish, "api", _can_become(ApiStatus.PUBLISHED))
+DEPRECATE = ObjectTool("deprecate", "Deprecate", "Deprecated", api_deprecate, "api", _can_become(ApiStatus.DEPRECATED))
+RETIRE = ObjectTool("retire", "Retire", "Retired", api_retire, "api", _can_become(ApiStatus.RETIRED))
+
+
+class RouteInline(TenantScopedInline, admin.TabularInline):
+    model = Route
+    fields = ("name", "path", "methods", "enabled")
+    service = ModelService(arg="route", save=route_save, delete=route_delete)
+
+
+class PolicyAttachmentInline(TenantScopedInline, admin.TabularInline):
+    """Policies of this API (for every consumer or one); tenant-wide ones are on the policy list."""
+
+    model = PolicyAttachment
+    fk_name = "api"
+    fields = ("policy", "consumer", "config", "enabled", "priority")
+    autocomplete_fields = ("consumer",)
+    service = ModelService(arg="attachment", save=policy_attachment_save, delete=policy_attachment_delete)
+
+
+@admin.register(API)
+class APIAdmin(ObjectToolsMixin, TenantScopedAdmin):
+    """The lifecycle moves only through the publish / deprecate / retire tools and actions."""
+
+    list_display = ("name", "version", "title", "tenant", "base_path", "status", "upstream", "updated_at")
+    list_filter = ("status", ("tenant", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("tenant", "upstream")
+    search_fields = ("name", "title", "base_path", "tenant__slug")
+    autocomplete_fields = ("upstream",)
+    readonly_fields = ("status", "published_at", "deprecated_at", "retired_at", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("tenant", "name", "version", "title", "description")}),
+        ("Routing", {"fields": ("base_path", "hosts", "strip_base_path", "upstream")}),
+        ("Lifecycle", {"fields": ("status", "published_at", "deprecated_at", "retired_at")}),
+        ("Documentation", {"classes": ("collapse",), "fields": ("openapi_document",)}),
+        ("Record", {"fields": ("created_at", "updated_at")}),
+    )
+    inlines = (RouteInline, PolicyAttachmentInline)
+    service = ModelService(arg="api", save=api_save, delete=api_delete)
+    object_tools = (PUBLISH, DEPRECATE, RETIRE)
+    actions = [service_action(tool) for tool in object_tools]
+
+
+class TargetInline(TenantScopedInline, admin.TabularInline):
+    model = Target
+    fields = ("url", "weight", "enabled")
+    service = ModelService(arg="target", save=target_save, delete=target_delete)
+
+
+@admin.register(Upstream)
+class UpstreamAdmin(TenantScopedAdmin):
+    list_display = ("name", "tenant", "load_balancing", "healthcheck_enabled", "retries", "updated_at")
+    list_filter = ("load_balancing", "healthcheck_enabled", ("tenant", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("tenant",)
+    search_fields = ("name", "description", "tenant__slug", "targets__url")
+    readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("tenant", "name", "description", "load_balancing")}),
+        ("Timeouts and retries", {"fields": ("connect_timeout_ms", "read_timeout_ms", "write_timeout_ms", "retries")}),
+        (
+            "Active health checks",
+            {
+                "fields": (
+                    "healthcheck_enabled",
+                    "healthcheck_path",
+                    "healthcheck_interval_s",
+                    "healthcheck_timeout_ms",
+                    "healthy_threshold",
+                    "unhealthy_threshold",
+                )
+            },
+        ),
+        ("Passive health checks", {"fields": ("passive_failure_threshold", "ejection_base_s")}),
+        ("Record", {"fields": ("created_at", "updated_at")}),
+    )
+    inlines = (TargetInline,)
+    service = ModelService(arg="upstream", save=upstream_save, delete=upstream_delete)
