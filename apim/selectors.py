@@ -32,11 +32,17 @@ def api_base_path_conflict(*, api: API) -> API | None:
     return None
 
 
-def tenant_ids_for_user(user: AbstractBaseUser | AnonymousUser, *, write: bool) -> set:
-    """Tenants whose objects ``user`` may see (or, with ``write``, change) in the console."""
+def tenant_ids_for_user(
+    user: AbstractBaseUser | AnonymousUser, *, write: bool = False, roles: tuple[str, ...] | None = None
+) -> set:
+    """Tenants whose objects ``user`` may see (or, with ``write``, change) in the console.
+
+    ``roles`` names the roles explicitly instead (e.g. only owners manage members).
+    """
     if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
         return set()
-    roles = OPERATOR_ROLES if write else READER_ROLES
+    if roles is None:
+        roles = OPERATOR_ROLES if write else READER_ROLES
     return set(Membership.objects.filter(user=user, role__in=roles).values_list("tenant_id", flat=True))
 
 

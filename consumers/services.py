@@ -153,6 +153,10 @@ def api_key_issue(
     return IssuedKey(key=key, plaintext=generated.plaintext)
 
 
+# Passed as ``expires_at`` to leave the expiry as it is (``None`` clears it).
+UNCHANGED: Any = object()
+
+
 def api_key_update(
     *,
     key: APIKey,
@@ -160,29 +164,35 @@ def api_key_update(
     name: str | None = None,
     scopes: Iterable[str] | None = None,
     allowed_apis: Iterable[API] | None = None,
-    expires_at: datetime | None = None,
+    expires_at: datetime | None = UNCHANGED,
 ) -> APIKey:
-    """Change a key's name, scopes, allowed APIs or expiry (never its secret)."""
+    """Change a key's name, scopes, allowed APIs or expiry (never its secret).
+
+    The key is reloaded under a row lock, so the audit's "before" is what was
+    stored even if the caller's instance already carries edits.
+    """
     with transaction.atomic():
-        before = snapshot(key)
+        stored = APIKey.objects.select_for_update().get(pk=key.pk)
+        before = snapshot(stored)
         if name is not None:
-            key.name = name
+            stored.name = name
         if scopes is not None:
-            key.scopes = list(scopes)
-        if expires_at is not None:
+            stored.scopes = list(scopes)
+        if expires_at is not UNCHANGED:
             _validate_expiry(expires_at)
-            key.expires_at = expires_at
-        key.full_clean()
-        key.save()
+            stored.expires_at = expires_at
+        stored.full_clean()
+        stored.save()
         if allowed_apis is not None:
             allowed = list(allowed_apis)
-            if any(api.tenant_id != key.tenant_id for api in allowed):
+            if any(api.tenant_id != stored.tenant_id for api in allowed):
                 raise ValidationError({"allowed_apis": "Allowed APIs must belong to the key's tenant."})
-            key.allowed_apis.set(allowed)
+            stored.allowed_apis.set(allowed)
         audit_record(
-            tenant=key.tenant, actor=actor, action="apikey.update", obj=key, before=before, after=snapshot(key)
+            tenant=stored.tenant, actor=actor, action="apikey.update", obj=stored, before=before, after=snapshot(stored)
         )
-        tenant_config_bump(tenant=key.tenant)
+        tenant_config_bump(tenant=stored.tenant)
+    key.refresh_from_db()
     return key
 
 
@@ -273,6 +283,10 @@ def subscription_save(*, subscription: Subscription, actor: Actor) -> Subscripti
         raise ValidationError({"api": f"API {subscription.api} is retired and takes no subscriptions."})
     entity_save(instance=subscription, actor=actor)
     return subscription
+
+
+def subscription_delete(*, subscription: Subscription, actor: Actor) -> None:
+    entity_delete(instance=subscription, actor=actor)
 
 
 def subscription_transition(*, subscription: Subscription, to: str, actor: Actor) -> Subscription:

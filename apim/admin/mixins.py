@@ -31,7 +31,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from apim.exceptions import ApplicationError
-from apim.models import Membership, Role, Tenant
+from apim.models import Role, Tenant
 from apim.selectors import tenant_ids_for_user
 
 from .fields import DefaultingJSONField, UsernameField
@@ -95,11 +95,6 @@ def _is_tenant_owned(model: type[models.Model]) -> bool:
     return getattr(field, "related_model", None) is Tenant
 
 
-def _owned_tenant_ids(user: Any) -> set:
-    """Tenants ``user`` owns. ``tenant_ids_for_user`` has no owner-only mode; memberships need one."""
-    return set(Membership.objects.filter(user=user, role=Role.OWNER).values_list("tenant_id", flat=True))
-
-
 class TenantScopeMixin:
     """Permissions, querysets and choices limited to the user's tenants.
 
@@ -119,7 +114,7 @@ class TenantScopeMixin:
         key = ("owner" if self.owner_writes else "write") if write else "read"
         if key not in cache:
             if key == "owner":
-                cache[key] = _owned_tenant_ids(request.user) & tenant_ids_for_user(request.user, write=True)
+                cache[key] = tenant_ids_for_user(request.user, roles=(Role.OWNER,))
             else:
                 cache[key] = tenant_ids_for_user(request.user, write=write)
         return cache[key]

@@ -9,8 +9,14 @@ from django.contrib.auth.models import Group
 from django.http import HttpRequest
 
 from apim.models import Membership, Tenant, TenantHost
-from apim.services.common import entity_delete
-from apim.services.tenants import membership_remove, membership_save, tenant_host_remove, tenant_host_save, tenant_save
+from apim.services.tenants import (
+    membership_remove,
+    membership_save,
+    tenant_delete,
+    tenant_host_remove,
+    tenant_host_save,
+    tenant_save,
+)
 
 from .mixins import ModelService, TenantScopedAdmin, TenantScopedInline
 
@@ -19,16 +25,6 @@ class TenantHostInline(TenantScopedInline, admin.TabularInline):
     model = TenantHost
     fields = ("host",)
     service = ModelService(arg="entry", save=tenant_host_save, delete=tenant_host_remove)
-
-
-def _tenant_delete(*, tenant: Tenant, actor: object) -> None:
-    """Delete a tenant and (by cascade) everything it owns, with an audit row.
-
-    There is no ``tenant_delete`` service yet; ``entity_delete`` does the audit.
-    No config bump: the tenant row it would bump is gone, and gateways drop a
-    tenant whose row disappears on their next poll.
-    """
-    entity_delete(instance=tenant, actor=actor, config=False)  # type: ignore[arg-type]
 
 
 @admin.register(Tenant)
@@ -41,7 +37,7 @@ class TenantAdmin(TenantScopedAdmin):
     readonly_fields = ("config_version", "created_at", "updated_at")
     fields = ("slug", "name", "is_default", "config_version", "created_at", "updated_at")
     inlines = (TenantHostInline,)
-    service = ModelService(arg="tenant", save=tenant_save, delete=_tenant_delete)
+    service = ModelService(arg="tenant", save=tenant_save, delete=tenant_delete)
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return request.user.is_superuser

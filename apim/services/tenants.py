@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from apim.events import publish_config_changed
 from apim.models import Membership, Role, Tenant, TenantHost
 
 from .common import audit_record, entity_delete, entity_save, snapshot
@@ -37,6 +38,18 @@ def tenant_create(
 def tenant_save(*, tenant: Tenant, actor: Actor) -> Tenant:
     entity_save(instance=tenant, actor=actor)
     return tenant
+
+
+def tenant_delete(*, tenant: Tenant, actor: Actor) -> None:
+    """Delete a tenant and, by cascade, everything it owns.
+
+    The audit row outlives the tenant (its tenant link becomes null; the
+    snapshot keeps the slug). Gateways are told after commit so the tenant's
+    routes stop at once; the version sent is past any the tenant ever had.
+    """
+    tenant_id, version = str(tenant.pk), tenant.config_version + 1
+    entity_delete(instance=tenant, actor=actor, config=False)
+    transaction.on_commit(lambda: publish_config_changed(tenant_id=tenant_id, version=version))
 
 
 def tenant_host_add(*, tenant: Tenant, host: str, actor: Actor) -> TenantHost:

@@ -18,7 +18,7 @@ from django.utils import timezone
 from apim.admin.mixins import ModelService, TenantScopedAdmin, adopt
 from apim.admin.tools import ObjectTool, ObjectToolsMixin, run_tool, service_action
 from consumers.models import APIKey
-from consumers.services import api_key_delete, api_key_issue, api_key_revoke, api_key_rotate, api_key_update
+from consumers.services import UNCHANGED, api_key_delete, api_key_issue, api_key_revoke, api_key_rotate, api_key_update
 
 from .issued import pop_issued, remember_issued, render_issued
 
@@ -115,13 +115,13 @@ class APIKeyAdmin(ObjectToolsMixin, TenantScopedAdmin):
             remember_issued(request, issued)
             adopt(obj, issued.key)
             return
-        stored = APIKey.objects.get(pk=obj.pk)  # the form already applied its edits to ``obj``
+        stored = APIKey(pk=obj.pk)  # the form already applied its edits to ``obj``; the service reloads
         api_key_update(
             key=stored,
             name=data["name"],
             scopes=data["scopes"],
             allowed_apis=data["allowed_apis"],
-            expires_at=data["expires_at"] if "expires_at" in form.changed_data else None,
+            expires_at=data["expires_at"] if "expires_at" in form.changed_data else UNCHANGED,
             actor=request.user,
         )
         adopt(obj, stored)

@@ -9,7 +9,6 @@ from django.http import HttpRequest
 
 from apim.admin.mixins import ModelService, TenantScopedAdmin, adopt
 from apim.admin.tools import ObjectTool, service_action
-from apim.services.common import entity_delete
 from consumers.models import Plan, Subscription
 from consumers.services import (
     plan_delete,
@@ -17,6 +16,7 @@ from consumers.services import (
     subscription_approve,
     subscription_cancel,
     subscription_create,
+    subscription_delete,
     subscription_reject,
     subscription_save,
     subscription_suspend,
@@ -51,13 +51,6 @@ class PlanAdmin(TenantScopedAdmin):
     service = ModelService(arg="plan", save=plan_save, delete=plan_delete)
 
 
-def _subscription_delete(*, subscription: Subscription, actor: Any) -> None:
-    """There is no ``subscription_delete`` service yet; deleting an API or application
-    cascades to its subscriptions anyway, so the console deletes them with the
-    same audited ``entity_delete`` the other delete services use."""
-    entity_delete(instance=subscription, actor=actor)
-
-
 _TOOLS = (
     ObjectTool("approve", "Approve", "Approved", subscription_approve, "subscription"),
     ObjectTool("reject", "Reject", "Rejected", subscription_reject, "subscription"),
@@ -77,7 +70,7 @@ class SubscriptionAdmin(TenantScopedAdmin):
     autocomplete_fields = ("application", "api", "plan")
     readonly_fields = ("status", "decided_at", "created_at", "updated_at")
     fields = ("tenant", "application", "api", "plan", "status", "decided_at", "created_at", "updated_at")
-    service = ModelService(arg="subscription", save=subscription_save, delete=_subscription_delete)
+    service = ModelService(arg="subscription", save=subscription_save, delete=subscription_delete)
     fixed_after_create = ("application", "api")
     actions = [service_action(tool) for tool in _TOOLS]
 

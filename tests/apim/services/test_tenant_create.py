@@ -96,3 +96,15 @@ def test_host_add_bumps_config(tenant):
     tenant_host_add(tenant=tenant, host="new.example.test", actor=None)
     tenant.refresh_from_db()
     assert tenant.config_version == 1
+
+
+def test_tenant_delete_is_audited_and_announced(tenant, operator, django_capture_on_commit_callbacks):
+    from apim.services.tenants import tenant_delete
+
+    tenant_id = str(tenant.pk)
+    with django_capture_on_commit_callbacks() as callbacks:
+        tenant_delete(tenant=tenant, actor=operator)
+    assert not Tenant.objects.filter(pk=tenant_id).exists()
+    event = AuditEvent.objects.get(action="tenant.delete")
+    assert event.object_id == tenant_id and event.tenant is None
+    assert len(callbacks) == 1

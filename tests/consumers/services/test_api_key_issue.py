@@ -146,3 +146,18 @@ def test_keys_issued_under_an_old_pepper_keep_verifying(application, operator, s
         fresh = api_key_issue(application=ApplicationFactory(consumer=application.consumer), actor=operator)
         assert fresh.key.pepper_id == "2"
         assert api_key_verify(tenant=application.tenant, plaintext=fresh.plaintext).ok
+
+
+def test_update_audits_the_stored_state_and_can_clear_expiry(application, operator):
+    from consumers.services import api_key_update
+
+    issued = api_key_issue(application=application, actor=operator, name="old", expires_at=timezone.now() + timedelta(days=1))
+    edited = issued.key
+    edited.name = "edited-in-memory"  # as an admin form would have done before calling the service
+    api_key_update(key=edited, actor=operator, name="new", expires_at=None)
+    event = AuditEvent.objects.get(action="apikey.update")
+    assert event.before["name"] == "old"
+    assert event.after["name"] == "new"
+    assert APIKey.objects.get(pk=issued.key.pk).expires_at is None
+    with pytest.raises(ValidationError, match="must be in the future"):
+        api_key_update(key=edited, actor=operator, expires_at=timezone.now() - timedelta(days=1))
