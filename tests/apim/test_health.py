@@ -1,5 +1,6 @@
 """/health and /health/ready on the web process."""
 
+
 def test_liveness(client):
     response = client.get("/health")
     assert response.status_code == 200

@@ -151,7 +151,9 @@ def test_keys_issued_under_an_old_pepper_keep_verifying(application, operator, s
 def test_update_audits_the_stored_state_and_can_clear_expiry(application, operator):
     from consumers.services import api_key_update
 
-    issued = api_key_issue(application=application, actor=operator, name="old", expires_at=timezone.now() + timedelta(days=1))
+    issued = api_key_issue(
+        application=application, actor=operator, name="old", expires_at=timezone.now() + timedelta(days=1)
+    )
     edited = issued.key
     edited.name = "edited-in-memory"  # as an admin form would have done before calling the service
     api_key_update(key=edited, actor=operator, name="new", expires_at=None)
