@@ -59,7 +59,9 @@ def get_api(tenant: Tenant, spec: str, version: str | None = None) -> API:
         raise CommandError(f"Tenant {tenant.slug!r} has no API named {name!r}{suffix}.")
     if len(found) > 1:
         versions = ", ".join(API.objects.filter(tenant=tenant, name=name).values_list("version", flat=True))
-        raise CommandError(f"API {name!r} has several versions ({versions}); name one with NAME:VERSION (or --api-version).")
+        raise CommandError(
+            f"API {name!r} has several versions ({versions}); name one with NAME:VERSION (or --api-version)."
+        )
     return found[0]
 
 

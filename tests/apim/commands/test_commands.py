@@ -100,7 +100,7 @@ def test_api_lifecycle_moves_and_refuses(world):
 
 def test_api_key_issue_prints_the_key_once_and_never_stores_or_logs_it(world, caplog):
     caplog.set_level(logging.DEBUG)
-    tenant, api, app = world
+    tenant, api, _ = world
     output = run(
         "api_key_issue",
         "--tenant",
@@ -229,7 +229,7 @@ def test_run_all_starts_the_web_process_and_stops_cleanly(tmp_path: Path):
         output, _ = proc.communicate(timeout=20)
         assert proc.returncode == 0, output.decode()
         assert b"All processes stopped." in output
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="refused"):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
     finally:
         if proc.poll() is None:
