@@ -29,9 +29,7 @@ class Command(ServiceCommand):
             grace = timedelta(seconds=options["grace_seconds"])
         issued = run_service(lambda: api_key_rotate(key=key, grace=grace, actor=None))
         key.refresh_from_db()
-        self.say(
-            f"Rotated {key.prefix} → {issued.key.prefix}; the old key works until {key.expires_at:%Y-%m-%d %H:%M:%S %Z}.",
-            self.style.SUCCESS,
-        )
+        until = f"{key.expires_at:%Y-%m-%d %H:%M:%S %Z}"
+        self.say(f"Rotated {key.prefix} → {issued.key.prefix}; the old key works until {until}.", self.style.SUCCESS)
         self.say("The new key (shown once, store it now):")
         self.stdout.write(issued.plaintext)
