@@ -1,0 +1,222 @@
+"""Header rules of an HTTP intermediary (RFC 9110 §7.6, RFC 9112, RFC 7239).
+
+Pure functions over ASGI header lists (``list[tuple[bytes, bytes]]``, names
+lowercase as ASGI servers deliver them). The proxy calls
+``upstream_request_headers`` once per request and ``downstream_response_headers``
+once per response; both remove hop-by-hop headers — the fixed set and every
+name listed in ``Connection`` — before the gateway adds its own, so a client
+can never smuggle a gateway header past the filter by naming it in Connection.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+Headers = list[tuple[bytes, bytes]]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# RFC 9110 §7.6.1 plus the de-facto ones (Keep-Alive, Proxy-Connection).
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+    }
+)
+# Set by the gateway itself, never copied from the client.
+_REQUEST_REPLACED = frozenset(
+    {
+        b"host",
+        b"expect",
+        b"x-request-id",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"forwarded",
+        b"x-real-ip",
+    }
+)
+_RESPONSE_REPLACED = frozenset({b"x-request-id", b"x-apim-proxy-latency", b"x-apim-upstream-latency"})
+
+_REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+_TOKEN_SPLIT_RE = re.compile(rb"[,\s]+")
+
+VIA_PSEUDONYM = b"apim"
+
+
+class FramingError(ValueError):
+    """The request's message framing is ambiguous (RFC 9112 §6.3): it must not be forwarded."""
+
+
+def connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """Header names listed in every ``Connection`` header, lowercased."""
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            tokens.update(token.lower() for token in _TOKEN_SPLIT_RE.split(value) if token)
+    return frozenset(tokens)
+
+
+def strip_hop_by_hop(headers: Iterable[tuple[bytes, bytes]], extra: frozenset[bytes] = frozenset()) -> Headers:
+    headers = list(headers)
+    drop = HOP_BY_HOP | connection_tokens(headers) | extra
+    return [(name, value) for name, value in headers if name not in drop]
+
+
+def check_request_framing(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
+    """The request body length from Content-Length, or None when absent (chunked or no body).
+
+    Refuses what RFC 9112 calls ambiguous: Content-Length together with
+    Transfer-Encoding, several differing Content-Length values, or a value that
+    is not a plain decimal number.
+    """
+    lengths = [value for name, value in headers if name == b"content-length"]
+    has_te = any(name == b"transfer-encoding" for name, _ in headers)
+    if lengths and has_te:
+        raise FramingError("Content-Length and Transfer-Encoding together")
+    if not lengths:
+        return None
+    values = {part.strip() for value in lengths for part in value.split(b",")}
+    if len(values) != 1:
+        raise FramingError("conflicting Content-Length values")
+    value = values.pop()
+    if not value.isdigit() or len(value) > 18:
+        raise FramingError("invalid Content-Length")
+    return int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedProxies:
+    """Networks whose X-Forwarded-For / Forwarded headers the gateway believes."""
+
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, cidrs: Iterable[str]) -> TrustedProxies:
+        return cls(tuple(ipaddress.ip_network(cidr.strip(), strict=False) for cidr in cidrs if cidr.strip()))
+
+    def trusts(self, address: str) -> bool:
+        if not self.networks:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+
+def _forwarded_for_chain(headers: Sequence[tuple[bytes, bytes]]) -> list[str]:
+    hops: list[str] = []
+    for name, value in headers:
+        if name == b"x-forwarded-for":
+            hops.extend(part.strip() for part in value.decode("latin-1").split(",") if part.strip())
+    return hops
+
+
+def client_address(peer: str, headers: Sequence[tuple[bytes, bytes]], trusted: TrustedProxies) -> str:
+    """The real client: the socket peer, or behind trusted proxies the right-most untrusted hop.
+
+    Never the left-most X-Forwarded-For entry, which any client can write.
+    """
+    if not trusted.trusts(peer):
+        return peer
+    for hop in reversed(_forwarded_for_chain(headers)):
+        if not trusted.trusts(hop):
+            return hop
+    return peer
+
+
+def request_id(headers: Sequence[tuple[bytes, bytes]], generate: Callable[[], bytes]) -> bytes:
+    """The client's X-Request-ID when it is a safe token, else a fresh one."""
+    for name, value in headers:
+        if name == b"x-request-id" and _REQUEST_ID_RE.match(value):
+            return value
+    return generate()
+
+
+def _forwarded_node(address: str) -> str:
+    return f'"[{address}]"' if ":" in address else address
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What the gateway saw of the incoming request, for the X-Forwarded-* family and Via."""
+
+    peer: str
+    scheme: str  # http or https as the client reached the gateway
+    host: bytes  # the Host header as received (may carry a port)
+    port: int | None
+    http_version: str  # "1.0", "1.1", "2"
+    request_id: bytes
+
+
+def upstream_request_headers(
+    incoming: Sequence[tuple[bytes, bytes]],
+    *,
+    seen: Seen,
+    upstream_host: bytes,
+    trusted: TrustedProxies,
+    remove: frozenset[bytes] = frozenset(),
+) -> Headers:
+    """Headers to send upstream: hop-by-hop gone, gateway headers set from what it saw.
+
+    From a trusted proxy the incoming X-Forwarded-* / Forwarded are kept and
+    extended; from anyone else they are replaced, so a client cannot forge its
+    address or scheme for the upstream.
+    """
+    peer_trusted = trusted.trusts(seen.peer)
+    out = strip_hop_by_hop(incoming, _REQUEST_REPLACED | remove)
+    out.append((b"host", upstream_host))
+
+    prior_xff = b", ".join(value for name, value in incoming if name == b"x-forwarded-for") if peer_trusted else b""
+    peer = seen.peer.encode("latin-1")
+    out.append((b"x-forwarded-for", prior_xff + b", " + peer if prior_xff else peer))
+
+    def kept(header: bytes, fallback: bytes) -> bytes:
+        if peer_trusted:
+            for name, value in incoming:
+                if name == header:
+                    return value
+        return fallback
+
+    out.append((b"x-forwarded-proto", kept(b"x-forwarded-proto", seen.scheme.encode())))
+    out.append((b"x-forwarded-host", kept(b"x-forwarded-host", seen.host)))
+    if seen.port is not None:
+        out.append((b"x-forwarded-port", kept(b"x-forwarded-port", str(seen.port).encode())))
+
+    element = f"for={_forwarded_node(seen.peer)};proto={seen.scheme}".encode("latin-1")
+    if seen.host and b'"' not in seen.host and b";" not in seen.host and b"," not in seen.host:
+        element += b';host="' + seen.host + b'"'
+    prior_forwarded = b", ".join(value for name, value in incoming if name == b"forwarded") if peer_trusted else b""
+    out.append((b"forwarded", prior_forwarded + b", " + element if prior_forwarded else element))
+
+    via = f"{seen.http_version} ".encode() + VIA_PSEUDONYM
+    prior_via = b", ".join(value for name, value in incoming if name == b"via")
+    out = [(name, value) for name, value in out if name != b"via"]
+    out.append((b"via", prior_via + b", " + via if prior_via else via))
+    out.append((b"x-request-id", seen.request_id))
+    return out
+
+
+def downstream_response_headers(
+    upstream: Sequence[tuple[bytes, bytes]], *, http_version: str, extra: Headers
+) -> Headers:
+    """Headers to send the client: hop-by-hop gone, Via extended, the gateway's own added last."""
+    lowered = [(name.lower(), value) for name, value in upstream]
+    out = strip_hop_by_hop(lowered, _RESPONSE_REPLACED)
+    via = f"{http_version} ".encode() + VIA_PSEUDONYM
+    prior_via = b", ".join(value for name, value in out if name == b"via")
+    out = [(name, value) for name, value in out if name != b"via"]
+    out.append((b"via", prior_via + b", " + via if prior_via else via))
+    out.extend(extra)
+    return out
