@@ -183,6 +183,15 @@ APIM_GATEWAY_PORT = env.get_int("APIM_GATEWAY_PORT", 8081)
 # Loopback / private upstream targets: needed locally, refused in production unless allowed.
 APIM_ALLOW_PRIVATE_TARGETS = env.get_bool("APIM_ALLOW_PRIVATE_TARGETS", APIM_ENV != "production")
 
+# Gateway (data plane).
+# The upstream client library: "aiohttp" (default: measured fastest, see the README's
+# benchmark) or "httpx". Both pass the same conformance suite.
+APIM_GATEWAY_CLIENT = env.get_str("APIM_GATEWAY_CLIENT", "aiohttp") or "aiohttp"
+# Proxies in front of the gateway whose X-Forwarded-For / Forwarded headers are believed.
+APIM_TRUSTED_PROXIES = env.get_list("APIM_TRUSTED_PROXIES")
+# How often each gateway worker compares the config fingerprint (the fallback to events).
+APIM_GATEWAY_POLL_INTERVAL = float(env.get_str("APIM_GATEWAY_POLL_INTERVAL", "0.5") or "0.5")
+
 LOG_LEVEL = env.get_str("LOG_LEVEL", "INFO") or "INFO"
 LOGGING = {
     "version": 1,

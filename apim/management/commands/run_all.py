@@ -1,43 +1,41 @@
 """``manage.py run_all``: start every apim process and stop them together (``make run``).
 
-A deliberately small supervisor: each process is a child running the same
-Python; its output is prefixed with its name. Ctrl-C or SIGTERM stops all of
-them (SIGTERM, then SIGKILL after a grace period) and exits 0. If one child
-dies on its own, the others are stopped and the command exits non-zero, so a
-broken install never looks half-alive.
+The processes are one list, ``process_table``: each role joins it as it lands
+(the gateway on 8081, a Celery worker and beat). Every child runs with this
+same Python, so ``make run`` needs nothing beyond the project's virtualenv.
+Supervision itself (signals, prefixes, stopping) is ``apim.management.supervisor``.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import threading
-import time
-from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-STOP_GRACE_SECONDS = 10.0
+from apim.management.supervisor import ProcessSpec, Supervisor
 
 
-@dataclass(frozen=True)
-class ProcessSpec:
-    name: str
-    argv: list[str]
-    url: str | None = None
+def display_host(host: str) -> str:
+    """A host to put in a printed URL: a wildcard bind is reached on loopback."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - comparing, not binding
 
 
 def process_table(*, host: str, web_port: int) -> list[ProcessSpec]:
-    """What ``make run`` starts. New roles (gateway, worker, beat) join this list as they land."""
+    """What ``make run`` starts. New roles are added here, e.g.::
+
+    ProcessSpec("gateway", (python, "-m", "uvicorn", "gateway.asgi:application", "--host", host, "--port", "8081"))
+    ProcessSpec("worker", (python, "-m", "celery", "-A", "apim", "worker", "--loglevel", "info"))
+    ProcessSpec("beat", (python, "-m", "celery", "-A", "apim", "beat", "--loglevel", "info"))
+    """
     python = sys.executable
+    web = f"http://{display_host(host)}:{web_port}"
     return [
         ProcessSpec(
             name="web",
-            argv=[
+            # Django's ASGI handler does not speak lifespan; "off" spares a warning at every start.
+            argv=(
                 python,
                 "-m",
                 "uvicorn",
@@ -46,79 +44,32 @@ def process_table(*, host: str, web_port: int) -> list[ProcessSpec]:
                 host,
                 "--port",
                 str(web_port),
-                "--no-access-log",
                 "--lifespan",
                 "off",
-            ],
-            url=f"http://{host}:{web_port}/admin/",
+            ),
+            urls=(f"{web}/admin/", f"{web}/health"),
         ),
     ]
 
 
-def _pump(name: str, stream: IO[bytes], out: IO[str], lock: threading.Lock) -> None:
-    for raw in iter(stream.readline, b""):
-        line = raw.decode("utf-8", "replace").rstrip("\n")
-        with lock:
-            out.write(f"{name:>7} | {line}\n")
-            out.flush()
-
-
 class Command(BaseCommand):
-    help = "Start every apim process (web now; gateway and workers as they land). Ctrl-C stops all."
+    help = "Start every apim process (web now; gateway and workers as they land). Ctrl-C stops them all."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--web-port", type=int, default=settings.APIM_WEB_PORT)
+        parser.add_argument("--host", default="127.0.0.1", help="Interface to listen on (default 127.0.0.1).")
+        parser.add_argument("--web-port", type=int, default=settings.APIM_WEB_PORT, help="Web process port.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         specs = process_table(host=options["host"], web_port=options["web_port"])
-        stopping = threading.Event()
-
-        def request_stop(signum: int, frame: Any) -> None:
-            stopping.set()
-
-        signal.signal(signal.SIGINT, request_stop)
-        signal.signal(signal.SIGTERM, request_stop)
-
-        lock = threading.Lock()
-        children: list[tuple[ProcessSpec, subprocess.Popen[bytes]]] = []
         for spec in specs:
-            child = subprocess.Popen(  # noqa: S603 - argv built from our own table
-                spec.argv,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
-            )
-            children.append((spec, child))
-            assert child.stdout is not None
-            threading.Thread(target=_pump, args=(spec.name, child.stdout, self.stdout, lock), daemon=True).start()
-        for spec in specs:
-            if spec.url:
-                self.stdout.write(f"{spec.name}: {spec.url}")
-        self.stdout.write("Ctrl-C stops everything.")
-
-        failed: ProcessSpec | None = None
-        while not stopping.is_set():
-            for spec, child in children:
-                if child.poll() is not None:
-                    failed = spec
-                    stopping.set()
-                    break
-            stopping.wait(0.2)
-        self._stop_all(children)
-        if failed is not None:
-            raise CommandError(f"{failed.name} exited on its own; stopped the others.")
+            for url in spec.urls:
+                self.stdout.write(f"{spec.name}: {url}")
+        self.stdout.write(f"Starting {', '.join(spec.name for spec in specs)}. Ctrl-C stops everything.")
+        supervisor = Supervisor(specs, write=self.stdout.write)
+        try:
+            outcome = supervisor.run()
+        except OSError as exc:
+            raise CommandError(f"Could not start a process: {exc}") from None
+        if not outcome.ok:
+            raise CommandError(f"{outcome.failed} exited on its own (code {outcome.returncode}); stopped the others.")
         self.stdout.write("All processes stopped.")
-
-    def _stop_all(self, children: list[tuple[ProcessSpec, subprocess.Popen[bytes]]]) -> None:
-        for _, child in children:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for _, child in children:
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
