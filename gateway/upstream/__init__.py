@@ -1,0 +1,23 @@
+"""Upstream HTTP clients behind one interface; see ``gateway.upstream.base``."""
+
+from gateway.upstream.base import (
+    Timeouts,
+    UpstreamClient,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamResponse,
+    UpstreamTimeout,
+    create_upstream_client,
+)
+
+__all__ = [
+    "Timeouts",
+    "UpstreamClient",
+    "UpstreamConnectError",
+    "UpstreamError",
+    "UpstreamProtocolError",
+    "UpstreamResponse",
+    "UpstreamTimeout",
+    "create_upstream_client",
+]
