@@ -1,0 +1,92 @@
+"""Builds the gateway snapshot from the database: the only gateway module that uses the ORM.
+
+Runs in a worker thread (``gateway.reload``), never on the request path. The
+fingerprint is read first, so a change committed while the snapshot is being
+built moves the fingerprint past the loaded one and triggers another rebuild:
+a snapshot can be briefly behind, never silently stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from django.db import close_old_connections
+from django.db.models import Count, Max, Sum
+
+from apim.models import API, ROUTABLE_STATUSES, Tenant, Upstream
+from gateway.balancer import build_balancers
+from gateway.config import GatewaySnapshot, UpstreamRuntime
+from gateway.health import HealthRegistry
+from gateway.reload import Loaded
+from gateway.router import RouteTable
+from gateway.snapshot import ApiSpec, RouteSpec, TenantSpec
+from gateway.upstream.base import Timeouts
+from gateway.upstream_spec import TargetSpec, UpstreamSpec
+
+
+def config_fingerprint() -> Hashable:
+    """Changes whenever any tenant's config version does, or a tenant comes or goes."""
+    close_old_connections()
+    row = Tenant.objects.aggregate(n=Count("id"), versions=Sum("config_version"), newest=Max("created_at"))
+    return (row["n"], row["versions"] or 0, row["newest"].isoformat() if row["newest"] else None)
+
+
+def _upstream_spec(upstream: Upstream) -> UpstreamSpec:
+    return UpstreamSpec.from_fields(
+        id=upstream.pk,
+        name=upstream.name,
+        load_balancing=upstream.load_balancing,
+        targets=[TargetSpec(url=t.url, weight=t.weight, enabled=t.enabled) for t in upstream.targets.all()],
+        connect_timeout_ms=upstream.connect_timeout_ms,
+        read_timeout_ms=upstream.read_timeout_ms,
+        write_timeout_ms=upstream.write_timeout_ms,
+        retries=upstream.retries,
+        healthcheck_enabled=upstream.healthcheck_enabled,
+        healthcheck_path=upstream.healthcheck_path,
+        healthcheck_interval_s=upstream.healthcheck_interval_s,
+        healthcheck_timeout_ms=upstream.healthcheck_timeout_ms,
+        healthy_threshold=upstream.healthy_threshold,
+        unhealthy_threshold=upstream.unhealthy_threshold,
+        passive_failure_threshold=upstream.passive_failure_threshold,
+        ejection_base_s=upstream.ejection_base_s,
+    )
+
+
+def load_snapshot(registry: HealthRegistry) -> Loaded[GatewaySnapshot]:
+    close_old_connections()
+    fingerprint = config_fingerprint()
+    tenants = [
+        TenantSpec(tenant_id=str(t.pk), hosts=tuple(h.host for h in t.hosts.all()), is_default=t.is_default)
+        for t in Tenant.objects.prefetch_related("hosts")
+    ]
+    apis = list(API.objects.filter(status__in=ROUTABLE_STATUSES).prefetch_related("routes"))
+    api_specs = [
+        ApiSpec(
+            api_id=str(api.pk),
+            tenant_id=str(api.tenant_id),
+            base_path=api.base_path,
+            hosts=tuple(api.hosts or ()),
+            strip_base_path=api.strip_base_path,
+            upstream_id=str(api.upstream_id) if api.upstream_id else None,
+            routes=tuple(
+                RouteSpec(route_id=str(route.pk), path=route.path, methods=frozenset(route.methods), enabled=route.enabled)
+                for route in api.routes.all()
+            ),
+        )
+        for api in apis
+    ]
+    upstream_ids = {api.upstream_id for api in apis if api.upstream_id}
+    specs = [_upstream_spec(u) for u in Upstream.objects.filter(pk__in=upstream_ids).prefetch_related("targets")]
+    registry.sync(specs)
+    balancers = build_balancers(specs, registry)
+    upstreams = {
+        spec.id: UpstreamRuntime(
+            spec=spec,
+            balancer=balancers[spec.id],
+            timeouts=Timeouts(connect=spec.connect_timeout, read=spec.read_timeout, write=spec.write_timeout),
+        )
+        for spec in specs
+    }
+    snapshot = GatewaySnapshot(router=RouteTable(tenants, api_specs), upstreams=upstreams)
+    return Loaded(snapshot=snapshot, fingerprint=fingerprint)
+

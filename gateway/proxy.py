@@ -1,0 +1,235 @@
+"""The HTTP request path: route, balance, forward, relay. No ORM, no blocking I/O.
+
+Per request, in order:
+
+1. Reserved ``/__apim`` endpoints are answered locally.
+2. The request target is canonicalised once (``gateway.canonical``); the
+   canonical path is what routing, policies, the usage record and the
+   upstream see. Ambiguous targets and ambiguous framing get 400.
+3. The snapshot read once at the start (``watcher.current``) routes the
+   request; a reload during the request cannot change its course.
+4. A target is picked (``snapshot.upstreams[...]``), the request is streamed
+   to it; connect failures are retried on another target (idempotent methods,
+   or nothing sent yet); the outcome feeds passive health.
+5. The response is relayed as it arrives. If the upstream breaks mid-body the
+   exception propagates so the server aborts the connection: the client sees a
+   truncated response (short Content-Length or no final chunk), never a
+   complete-looking one.
+
+Gateway-generated answers use the error envelope and are never reported to
+passive health: only what the upstream did counts against it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from gateway.bodies import ClientDisconnected, RequestBody
+from gateway.canonical import BadTarget, canonicalize
+from gateway.canonical import CanonicalTarget
+from gateway.config import GatewaySnapshot
+from gateway.router import Match, MethodNotAllowed
+from gateway.errors import send_error
+from gateway.headers import (
+    FramingError,
+    Seen,
+    TrustedProxies,
+    check_request_framing,
+    client_address,
+    downstream_response_headers,
+    request_id,
+    upstream_request_headers,
+)
+from gateway.ids import new_request_id
+from gateway.retry import may_retry
+from gateway.upstream.base import (
+    UpstreamClient,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_NO_BODY_STATUSES = frozenset({204, 304})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _ms(start_ns: int, end_ns: int) -> bytes:
+    return str(max(0, (end_ns - start_ns) // 1_000_000)).encode()
+
+
+def _host_header(headers: list[tuple[bytes, bytes]]) -> bytes:
+    for name, value in headers:
+        if name == b"host":
+            return value
+    return b""
+
+
+class HttpProxy:
+    """The ASGI callable for ``http`` scopes."""
+
+    def __init__(
+        self,
+        *,
+        snapshot: Callable[[], GatewaySnapshot | None],
+        client: Callable[[], UpstreamClient],
+        trusted_proxies: TrustedProxies,
+        reserved: Callable[[Scope, Send], Awaitable[None]],
+    ) -> None:
+        self._snapshot = snapshot
+        self._client = client
+        self._trusted = trusted_proxies
+        self._reserved = reserved
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter_ns()
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        rid = request_id(headers, new_request_id)
+        method: str = scope["method"]
+        head = method == "HEAD"
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("latin-1")
+
+        if raw_path.startswith(b"/__apim"):
+            await self._reserved(scope, send)
+            return
+        try:
+            target = canonicalize(raw_path, scope.get("query_string", b""))
+        except BadTarget as exc:
+            await send_error(send, "bad_request", rid, details={"reason": exc.reason}, head=head)
+            return
+        try:
+            content_length = check_request_framing(headers)
+        except FramingError as exc:
+            await send_error(
+                send, "ambiguous_framing", rid, details={"reason": str(exc)}, head=head, extra_headers=[(b"connection", b"close")]
+            )
+            return
+
+        snapshot = self._snapshot()
+        if snapshot is None:
+            await send_error(send, "not_ready", rid, head=head)
+            return
+        match = snapshot.router.lookup(_host_header(headers), method, target.path)
+        if match is None:
+            await send_error(send, "not_found", rid, head=head)
+            return
+        if isinstance(match, MethodNotAllowed):
+            await send_error(send, "method_not_allowed", rid, head=head, extra_headers=[(b"allow", match.allow_header)])
+            return
+        await self._forward(scope, receive, send, match, snapshot, target, content_length, rid, started)
+
+    async def _forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        match: Match,
+        snapshot: GatewaySnapshot,
+        canonical: CanonicalTarget,
+        content_length: int | None,
+        rid: bytes,
+        started: int,
+    ) -> None:
+        method: str = scope["method"]
+        head = method == "HEAD"
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        upstream_id = match.entry.upstream_id
+        upstream = snapshot.upstreams.get(upstream_id) if upstream_id is not None else None  # type: ignore[call-overload]
+        if upstream is None:
+            await send_error(send, "no_healthy_target", rid, head=head)
+            return
+        peer = (scope.get("client") or ("0.0.0.0", 0))[0]
+        client_ip = client_address(peer, headers, self._trusted)
+        scheme = scope.get("scheme", "http")
+        server_port = (scope.get("server") or (None, None))[1]
+        seen = Seen(
+            peer=peer,
+            scheme=scheme,
+            host=_host_header(headers),
+            port=server_port,
+            http_version=scope.get("http_version", "1.1"),
+            request_id=rid,
+        )
+        has_body = content_length not in (None, 0) or any(name == b"transfer-encoding" for name, _ in headers)
+        forwarded_path = canonical.raw_upstream(match.entry.strip_segments)
+        if canonical.query:
+            forwarded_path += b"?" + canonical.query
+        body = RequestBody(receive)
+        client = self._client()
+        balancer = upstream.balancer
+        tried: set[str] = set()
+        attempt = 0
+        while True:
+            attempt += 1
+            lease = balancer.pick(client_ip, tried)
+            if lease is None:
+                await send_error(send, "no_healthy_target", rid, head=head)
+                return
+            tried.add(lease.url)
+            spec = lease.spec
+            upstream_target = forwarded_path if not spec.path_prefix else spec.path_prefix + forwarded_path
+            out_headers = upstream_request_headers(headers, seen=seen, upstream_host=spec.host_header, trusted=self._trusted)
+            if content_length is not None:
+                out_headers.append((b"content-length", str(content_length).encode()))
+            sent_at = time.perf_counter_ns()
+            try:
+                response = await client.request(
+                    method=method,
+                    origin=spec.origin,
+                    target=upstream_target,
+                    headers=out_headers,
+                    body=body.stream() if has_body else None,
+                    timeouts=upstream.timeouts,
+                )
+            except ClientDisconnected:
+                lease.release()  # the client left: not the upstream's fault
+                return
+            except UpstreamError as exc:
+                lease.failure()
+                lease.release()
+                retryable = isinstance(exc, UpstreamConnectError) or (
+                    isinstance(exc, UpstreamTimeout) and exc.phase == "connect"
+                )
+                if retryable and not body.started and may_retry(method, False, attempt, upstream.spec.retries):
+                    continue
+                if isinstance(exc, UpstreamTimeout):
+                    code = "upstream_timeout"
+                elif isinstance(exc, UpstreamConnectError):
+                    code = "upstream_unreachable"
+                else:
+                    code = "upstream_error"
+                await send_error(send, code, rid, head=head)
+                return
+            break
+
+        first_byte_at = time.perf_counter_ns()
+        status = response.status
+        lease.report_status(status)
+        extra = [
+            (b"x-request-id", rid),
+            (b"x-apim-upstream-latency", _ms(sent_at, first_byte_at)),
+            (b"x-apim-proxy-latency", _ms(started, sent_at)),
+        ]
+        out = downstream_response_headers(response.headers, http_version=seen.http_version, extra=extra)
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": out})
+            if head or status in _NO_BODY_STATUSES or 100 <= status < 200:
+                await send({"type": "http.response.body", "body": b""})
+                return
+            async for chunk in response.iter_body():
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        except (UpstreamProtocolError, UpstreamTimeout):
+            lease.failure()  # no-op when the status was already reported; kept for the probe case
+            raise  # the server aborts the connection: the client sees a truncated response
+        finally:
+            lease.release()
+            await response.aclose()

@@ -1,0 +1,121 @@
+"""One gateway worker's long-lived parts and their lifecycle (the ASGI ``lifespan``).
+
+Each worker process owns: the upstream client (its connection pool), the
+config watcher (current snapshot + reload triggers), the health registry
+(target health that outlives snapshots) and the active health checker. They
+start on ``lifespan.startup`` and stop on ``lifespan.shutdown``; nothing here
+runs per request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from gateway.config import GatewaySnapshot
+from gateway.headers import TrustedProxies
+from gateway.health import ActiveHealthChecker, HealthRegistry
+from gateway.proxy import HttpProxy
+from gateway.reload import ConfigWatcher
+from gateway.reserved import serve_reserved
+from gateway.upstream.base import Timeouts, UpstreamClient, create_upstream_client
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+PROBE_TIMEOUTS_READ_WRITE = 5.0
+
+
+class GatewayRuntime:
+    def __init__(
+        self,
+        *,
+        client_kind: str,
+        trusted_proxies: TrustedProxies,
+        poll_interval: float,
+        channel_layer: Any = None,
+    ) -> None:
+        from gateway import loader  # the only module that touches the ORM
+
+        self.client_kind = client_kind
+        self.registry = HealthRegistry()
+        self._client: UpstreamClient | None = None
+        self.checker = ActiveHealthChecker(self.registry, self._probe)
+        self.watcher: ConfigWatcher[GatewaySnapshot] = ConfigWatcher(
+            load=lambda: loader.load_snapshot(self.registry),
+            fingerprint=loader.config_fingerprint,
+            poll_interval=poll_interval,
+            channel_layer=channel_layer,
+            on_swap=self._on_swap,
+        )
+        self.http = HttpProxy(
+            snapshot=lambda: self.watcher.current,
+            client=self.client,
+            trusted_proxies=trusted_proxies,
+            reserved=lambda scope, send: serve_reserved(scope, send, status=self.status),
+        )
+
+    def client(self) -> UpstreamClient:
+        if self._client is None:
+            self._client = create_upstream_client(self.client_kind)
+        return self._client
+
+    def status(self) -> dict[str, Any]:
+        snapshot = self.watcher.current
+        return {
+            **self.watcher.status(),
+            "routes": snapshot.route_count if snapshot else 0,
+            "client": self.client_kind,
+            "upstreams": self.registry.describe(),
+        }
+
+    def _on_swap(self, snapshot: GatewaySnapshot) -> None:
+        self.checker.update(snapshot.upstream_specs())
+
+    async def _probe(self, url: str, timeout: float) -> int | None:
+        """Active health probe through the same client (no cookies, no env proxies)."""
+        origin, _, rest = url.partition("://")
+        host, slash, path = rest.partition("/")
+        try:
+            response = await self.client().request(
+                method="GET",
+                origin=f"{origin}://{host}",
+                target=(slash + path).encode() or b"/",
+                headers=[(b"host", host.encode()), (b"user-agent", b"apim-healthcheck")],
+                body=None,
+                timeouts=Timeouts(connect=timeout, read=timeout, write=timeout),
+            )
+        except Exception:  # noqa: BLE001 - any failure is an unhealthy probe
+            return None
+        try:
+            async for _ in response.iter_body():
+                pass
+        except Exception:  # noqa: BLE001
+            return None
+        finally:
+            await response.aclose()
+        return response.status
+
+    async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.watcher.start()
+                    self.checker.start()
+                except Exception as exc:  # noqa: BLE001 - report to the server, which exits
+                    logger.exception("gateway start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.watcher.stop()
+                await self.checker.stop()
+                if self._client is not None:
+                    await self._client.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
