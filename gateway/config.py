@@ -8,6 +8,7 @@ changes afterwards (balancers mutate only the health registry they point to).
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from gateway.balancer import Balancer
 from gateway.router import RouteTable
 from gateway.upstream.base import Timeouts

@@ -69,7 +69,9 @@ def load_snapshot(registry: HealthRegistry) -> Loaded[GatewaySnapshot]:
             strip_base_path=api.strip_base_path,
             upstream_id=str(api.upstream_id) if api.upstream_id else None,
             routes=tuple(
-                RouteSpec(route_id=str(route.pk), path=route.path, methods=frozenset(route.methods), enabled=route.enabled)
+                RouteSpec(
+                    route_id=str(route.pk), path=route.path, methods=frozenset(route.methods), enabled=route.enabled
+                )
                 for route in api.routes.all()
             ),
         )
@@ -89,4 +91,3 @@ def load_snapshot(registry: HealthRegistry) -> Loaded[GatewaySnapshot]:
     }
     snapshot = GatewaySnapshot(router=RouteTable(tenants, api_specs), upstreams=upstreams)
     return Loaded(snapshot=snapshot, fingerprint=fingerprint)
-

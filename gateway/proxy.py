@@ -27,10 +27,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from gateway.bodies import ClientDisconnected, RequestBody
-from gateway.canonical import BadTarget, canonicalize
-from gateway.canonical import CanonicalTarget
+from gateway.canonical import BadTarget, CanonicalTarget, canonicalize
 from gateway.config import GatewaySnapshot
-from gateway.router import Match, MethodNotAllowed
 from gateway.errors import send_error
 from gateway.headers import (
     FramingError,
@@ -44,6 +42,7 @@ from gateway.headers import (
 )
 from gateway.ids import new_request_id
 from gateway.retry import may_retry
+from gateway.router import Match, MethodNotAllowed
 from gateway.upstream.base import (
     UpstreamClient,
     UpstreamConnectError,
@@ -58,6 +57,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+# Framing is re-stated by the gateway: one validated Content-Length, or chunked.
+_REPLACED_FRAMING = frozenset({b"content-length"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -108,7 +109,12 @@ class HttpProxy:
             content_length = check_request_framing(headers)
         except FramingError as exc:
             await send_error(
-                send, "ambiguous_framing", rid, details={"reason": str(exc)}, head=head, extra_headers=[(b"connection", b"close")]
+                send,
+                "ambiguous_framing",
+                rid,
+                details={"reason": str(exc)},
+                head=head,
+                extra_headers=[(b"connection", b"close")],
             )
             return
 
@@ -145,7 +151,7 @@ class HttpProxy:
         if upstream is None:
             await send_error(send, "no_healthy_target", rid, head=head)
             return
-        peer = (scope.get("client") or ("0.0.0.0", 0))[0]
+        peer = (scope.get("client") or ("unknown", 0))[0]
         client_ip = client_address(peer, headers, self._trusted)
         scheme = scope.get("scheme", "http")
         server_port = (scope.get("server") or (None, None))[1]
@@ -175,7 +181,9 @@ class HttpProxy:
             tried.add(lease.url)
             spec = lease.spec
             upstream_target = forwarded_path if not spec.path_prefix else spec.path_prefix + forwarded_path
-            out_headers = upstream_request_headers(headers, seen=seen, upstream_host=spec.host_header, trusted=self._trusted)
+            out_headers = upstream_request_headers(
+                headers, seen=seen, upstream_host=spec.host_header, trusted=self._trusted, remove=_REPLACED_FRAMING
+            )
             if content_length is not None:
                 out_headers.append((b"content-length", str(content_length).encode()))
             sent_at = time.perf_counter_ns()

@@ -107,7 +107,7 @@ class GatewayRuntime:
                 try:
                     await self.watcher.start()
                     self.checker.start()
-                except Exception as exc:  # noqa: BLE001 - report to the server, which exits
+                except Exception as exc:
                     logger.exception("gateway start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return

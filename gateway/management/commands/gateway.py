@@ -32,6 +32,10 @@ class Command(BaseCommand):
             http="httptools",
             ws="websockets",
             lifespan="on",
+            interface="asgi3",
+            # The gateway applies its own trusted-proxy rules (APIM_TRUSTED_PROXIES);
+            # uvicorn's would rewrite the client address from X-Forwarded-For first.
+            proxy_headers=False,
             access_log=False,
             # The upstream's Server and Date headers pass through; the gateway adds none of its own.
             server_header=False,
