@@ -19,6 +19,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ERRORS: dict[str, tuple[int, str]] = {
     "bad_request": (400, "The request target is not acceptable."),
     "ambiguous_framing": (400, "The request has ambiguous message framing."),
+    "uri_too_long": (414, "The request target is too long."),
     "not_found": (404, "No API matches this host and path."),
     "method_not_allowed": (405, "The API does not accept this method on this path."),
     "upstream_unreachable": (502, "The upstream could not be reached."),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.db.models import Count, Max, Sum
 
 from apim.models import API, ROUTABLE_STATUSES, Tenant, Upstream
@@ -29,6 +29,11 @@ def config_fingerprint() -> Hashable:
     close_old_connections()
     row = Tenant.objects.aggregate(n=Count("id"), versions=Sum("config_version"), newest=Max("created_at"))
     return (row["n"], row["versions"] or 0, row["newest"].isoformat() if row["newest"] else None)
+
+
+def release_connections() -> None:
+    """Close this thread's database connections (the watcher calls it on shutdown)."""
+    connections.close_all()
 
 
 def _upstream_spec(upstream: Upstream) -> UpstreamSpec:

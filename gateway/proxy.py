@@ -103,7 +103,8 @@ class HttpProxy:
         try:
             target = canonicalize(raw_path, scope.get("query_string", b""))
         except BadTarget as exc:
-            await send_error(send, "bad_request", rid, details={"reason": exc.reason}, head=head)
+            code = "uri_too_long" if exc.status == 414 else "bad_request"
+            await send_error(send, code, rid, details={"reason": exc.reason}, head=head)
             return
         try:
             content_length = check_request_framing(headers)

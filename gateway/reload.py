@@ -21,11 +21,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
-
-from asgiref.sync import sync_to_async
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +50,15 @@ class ConfigWatcher(Generic[T]):
         channel_layer: Any = None,
         group: str = "apim.config",
         on_swap: Callable[[T], None] | None = None,
+        release: Callable[[], None] | None = None,
     ) -> None:
         self.current: T | None = None
-        self._load = sync_to_async(load, thread_sensitive=False)
-        self._fingerprint = sync_to_async(fingerprint, thread_sensitive=False)
+        # One dedicated thread runs every load and poll, so the loader keeps one
+        # database connection, and ``release`` can close it in that thread on stop.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apim-config")
+        self._load = self._in_thread(load)
+        self._fingerprint = self._in_thread(fingerprint)
+        self._release = release
         self._poll_interval = poll_interval
         self._debounce = debounce
         self._layer = channel_layer
@@ -67,6 +71,12 @@ class ConfigWatcher(Generic[T]):
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self.reloads = 0
+
+    def _in_thread(self, fn: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
+        async def call() -> Any:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+        return call
 
     async def start(self) -> None:
         """Load once (errors are recorded, not raised: readiness says "not ready"), then watch."""
@@ -83,6 +93,10 @@ class ConfigWatcher(Generic[T]):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self._release is not None:
+            with contextlib.suppress(Exception):
+                await self._in_thread(self._release)()
+        self._executor.shutdown(wait=False)
 
     def request_reload(self) -> None:
         self._wake.set()

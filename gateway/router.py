@@ -60,6 +60,11 @@ _ANY_SCORE = 0
 
 _T = TypeVar("_T")
 
+# Distinct raw ``Host`` values remembered per table; cleared wholesale when full,
+# so a client sending random hosts costs memory bounded by this and nothing more.
+HOST_CACHE_SIZE = 4096
+_CACHEABLE_HOST_LENGTH = 260  # a DNS name (253) plus a port
+
 
 def normalize_request_host(host: str | bytes) -> str:
     """The comparison form of a ``Host`` header (or ``:authority``) value.
@@ -320,7 +325,16 @@ def _build_table(apis: list[tuple[_ApiNode, tuple[str, ...]]], key: str | None) 
 class RouteTable:
     """The immutable route table of one snapshot. Build it off the request path."""
 
-    __slots__ = ("_default", "_direct", "_exact_tenants", "_route_count", "_tenants", "_wild_tenants")
+    __slots__ = (
+        "_default",
+        "_direct",
+        "_exact_tenants",
+        "_host_cache",
+        "_no_tenant",
+        "_route_count",
+        "_tenants",
+        "_wild_tenants",
+    )
 
     def __init__(self, tenants: Iterable[TenantSpec], apis: Iterable[ApiSpec]) -> None:
         """Index ``tenants`` and the routable ``apis``; ``ValueError`` on a
@@ -373,6 +387,8 @@ class RouteTable:
             tenant.exact = {key: _build_table(tenant_apis, key) for key in exact_keys}
             tenant.wildcard = {key: _build_table(tenant_apis, key) for key in wild_keys}
 
+        self._no_tenant = _PathNode()  # an empty trie: hosts no tenant takes route nowhere
+        self._host_cache: dict[str | bytes, _PathNode] = {}
         # Host values whose table is known at build time skip tenant resolution.
         self._direct: dict[str, _PathNode] = {}
         candidates = set(self._exact_tenants)
@@ -404,16 +420,30 @@ class RouteTable:
         tenant = self._tenant_for(normalize_request_host(host))
         return None if tenant is None else tenant.tenant_id
 
-    def lookup(self, host: str | bytes, method: str, path: str) -> Match | MethodNotAllowed | None:
-        """Route a request. ``path`` must be a canonical path
-        (``CanonicalTarget.path``); ``None`` means 404."""
+    def _table_for_host(self, host: str | bytes) -> _PathNode:
         key = normalize_request_host(host)
         node = self._direct.get(key)
+        if node is not None:
+            return node
+        tenant = self._tenant_for(key)
+        return self._no_tenant if tenant is None else tenant.table_for(key)
+
+    def lookup(self, host: str | bytes, method: str, path: str) -> Match | MethodNotAllowed | None:
+        """Route a request. ``path`` must be a canonical path
+        (``CanonicalTarget.path``); ``None`` means 404.
+
+        The raw ``host`` value is memoised (a bounded dict of a pure function
+        of this immutable table), so the usual few distinct ``Host`` headers
+        cost one dict probe instead of normalisation and tenant resolution.
+        """
+        cache = self._host_cache
+        node = cache.get(host)
         if node is None:
-            tenant = self._tenant_for(key)
-            if tenant is None:
-                return None
-            node = tenant.table_for(key)
+            node = self._table_for_host(host)
+            if len(host) <= _CACHEABLE_HOST_LENGTH:
+                if len(cache) >= HOST_CACHE_SIZE:
+                    cache.clear()
+                cache[host] = node
 
         segments = path.split("/")
         count = len(segments)

@@ -20,6 +20,7 @@ from gateway.proxy import HttpProxy
 from gateway.reload import ConfigWatcher
 from gateway.reserved import serve_reserved
 from gateway.upstream.base import Timeouts, UpstreamClient, create_upstream_client
+from gateway.websocket import WebSocketProxy
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class GatewayRuntime:
             poll_interval=poll_interval,
             channel_layer=channel_layer,
             on_swap=self._on_swap,
+            release=loader.release_connections,
         )
         self.http = HttpProxy(
             snapshot=lambda: self.watcher.current,
@@ -58,6 +60,7 @@ class GatewayRuntime:
             trusted_proxies=trusted_proxies,
             reserved=lambda scope, send: serve_reserved(scope, send, status=self.status),
         )
+        self.websocket = WebSocketProxy(snapshot=lambda: self.watcher.current, trusted_proxies=trusted_proxies)
 
     def client(self) -> UpstreamClient:
         if self._client is None:
@@ -117,5 +120,6 @@ class GatewayRuntime:
                 await self.checker.stop()
                 if self._client is not None:
                     await self._client.aclose()
+                await self.websocket.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
