@@ -22,15 +22,15 @@ def display_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - comparing, not binding
 
 
-def process_table(*, host: str, web_port: int) -> list[ProcessSpec]:
+def process_table(*, host: str, web_port: int, gateway_port: int) -> list[ProcessSpec]:
     """What ``make run`` starts. New roles are added here, e.g.::
 
-    ProcessSpec("gateway", (python, "-m", "uvicorn", "gateway.asgi:application", "--host", host, "--port", "8081"))
     ProcessSpec("worker", (python, "-m", "celery", "-A", "apim", "worker", "--loglevel", "info"))
     ProcessSpec("beat", (python, "-m", "celery", "-A", "apim", "beat", "--loglevel", "info"))
     """
     python = sys.executable
     web = f"http://{display_host(host)}:{web_port}"
+    gateway = f"http://{display_host(host)}:{gateway_port}"
     return [
         ProcessSpec(
             name="web",
@@ -49,18 +49,26 @@ def process_table(*, host: str, web_port: int) -> list[ProcessSpec]:
             ),
             urls=(f"{web}/admin/", f"{web}/health"),
         ),
+        ProcessSpec(
+            name="gateway",
+            argv=(python, "manage.py", "gateway", "--host", host, "--port", str(gateway_port), "--log-level", "info"),
+            urls=(gateway, f"{gateway}/__apim/ready"),
+        ),
     ]
 
 
 class Command(BaseCommand):
-    help = "Start every apim process (web now; gateway and workers as they land). Ctrl-C stops them all."
+    help = "Start every apim process (web and gateway; workers as they land). Ctrl-C stops them all."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="Interface to listen on (default 127.0.0.1).")
         parser.add_argument("--web-port", type=int, default=settings.APIM_WEB_PORT, help="Web process port.")
+        parser.add_argument(
+            "--gateway-port", type=int, default=settings.APIM_GATEWAY_PORT, help="Gateway (data plane) port."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        specs = process_table(host=options["host"], web_port=options["web_port"])
+        specs = process_table(host=options["host"], web_port=options["web_port"], gateway_port=options["gateway_port"])
         for spec in specs:
             for url in spec.urls:
                 self.stdout.write(f"{spec.name}: {url}")

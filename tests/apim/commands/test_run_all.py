@@ -51,12 +51,16 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def get_health(port: int) -> dict | None:
+def get_json(url: str) -> dict | None:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2) as response:
             return json.loads(response.read())
     except OSError:
         return None
+
+
+def get_health(port: int) -> dict | None:
+    return get_json(f"http://127.0.0.1:{port}/health")
 
 
 @pytest.fixture
@@ -69,10 +73,11 @@ def local_env(tmp_path):
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="inspects the process tree through /proc")
-def test_starts_the_web_process_and_sigint_stops_the_whole_tree(local_env):
+def test_starts_web_and_gateway_and_sigint_stops_the_whole_tree(local_env):
     port = free_port()
+    gateway_port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "run_all", "--web-port", str(port)],
+        [sys.executable, "manage.py", "run_all", "--web-port", str(port), "--gateway-port", str(gateway_port)],
         cwd=BASE_DIR,
         env=local_env,
         stdout=subprocess.PIPE,
@@ -83,6 +88,11 @@ def test_starts_the_web_process_and_sigint_stops_the_whole_tree(local_env):
         while (body := get_health(port)) is None and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
         assert body == {"status": "ok"}
+        gateway_ready = None
+        while gateway_ready is None and time.monotonic() < deadline and proc.poll() is None:
+            gateway_ready = get_json(f"http://127.0.0.1:{gateway_port}/__apim/ready")
+            time.sleep(0.2)
+        assert gateway_ready is not None and gateway_ready["loaded"] is True
         tree = children_of(proc.pid)
         assert tree, "run_all has no child process"
         tree |= {grandchild for child in tree for grandchild in children_of(child)}
@@ -96,6 +106,7 @@ def test_starts_the_web_process_and_sigint_stops_the_whole_tree(local_env):
         assert text.rstrip().endswith("All processes stopped.")
         assert not [pid for pid in tree if alive(pid)]
         assert get_health(port) is None
+        assert get_json(f"http://127.0.0.1:{gateway_port}/__apim/health") is None
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -117,7 +128,9 @@ def test_a_child_that_cannot_start_is_a_command_error(monkeypatch, tmp_path):
 
 
 def test_the_process_table_runs_uvicorn_with_this_python():
-    (web,) = run_all.process_table(host="0.0.0.0", web_port=9999)
+    web, gateway = run_all.process_table(host="0.0.0.0", web_port=9999, gateway_port=9998)
+    assert gateway.argv[:3] == (sys.executable, "manage.py", "gateway")
+    assert gateway.urls[0] == "http://127.0.0.1:9998"
     assert web.argv[:4] == (sys.executable, "-m", "uvicorn", "apim.asgi:application")
     assert web.argv[4:8] == ("--host", "0.0.0.0", "--port", "9999")
     assert web.urls[0] == "http://127.0.0.1:9999/admin/"
