@@ -29,4 +29,4 @@ runtime = GatewayRuntime(
     channel_layer=get_channel_layer(),
 )
 
-application = ProtocolTypeRouter({"http": runtime.http, "lifespan": runtime.lifespan})
+application = ProtocolTypeRouter({"http": runtime.http, "websocket": runtime.websocket, "lifespan": runtime.lifespan})

@@ -13,7 +13,11 @@ from kombu import Connection, Exchange, Queue
 def test_filesystem_broker_round_trip(tmp_path):
     folder = tmp_path / "queue"
     folder.mkdir()
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    options = {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(tmp_path / "control"),
+    }
     queue = Queue("apim-test", Exchange("apim-test"), routing_key="apim-test")
     with Connection("filesystem://", transport_options=options) as conn:
         conn.Producer().publish({"hello": "world"}, exchange=queue.exchange, routing_key="apim-test", declare=[queue])
@@ -28,3 +32,7 @@ def test_celery_app_reads_the_broker_from_settings():
 
     assert app.conf.broker_url == settings.CELERY_BROKER_URL
     assert app.conf.task_acks_late is True
+    if settings.CELERY_BROKER_URL == "filesystem://":
+        # Every folder the embedded broker writes lives under the data folder, not the working directory.
+        for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
+            assert app.conf.broker_transport_options[key].startswith(str(settings.DATA_DIR))
