@@ -30,7 +30,7 @@ class Command(BaseCommand):
             workers=options["workers"],
             loop="uvloop",
             http="httptools",
-            ws="websockets",
+            ws="websockets-sansio",
             lifespan="on",
             interface="asgi3",
             # The gateway applies its own trusted-proxy rules (APIM_TRUSTED_PROXIES);
