@@ -281,3 +281,12 @@ def test_not_ready_before_the_first_snapshot(gateway, http):
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "not_ready"
     assert http.get(f"{gateway.url}/__apim/ready").status_code == 503
+
+
+def test_a_target_killed_during_traffic_is_routed_around(gateway, echo_servers):
+    gateway.configure(Api("/k", echo_servers.origins, retries=2, passive_failure_threshold=1))
+    with httpx.Client(timeout=10, trust_env=False) as client:
+        assert [client.get(f"{gateway.url}/k/x").status_code for _ in range(6)] == [200] * 6
+        echo_servers.servers[1].stop()
+        statuses = [client.get(f"{gateway.url}/k/x").status_code for _ in range(30)]
+    assert statuses == [200] * 30  # GET is idempotent: a failed target is retried on another one
