@@ -8,15 +8,20 @@ a snapshot can be briefly behind, never silently stale.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Hashable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connections, transaction
 from django.db.models import Count, Max, Sum
+from django.utils import timezone
 
 from apim.models import API, ROUTABLE_STATUSES, Tenant, Upstream
 from gateway.balancer import build_balancers
 from gateway.config import GatewaySnapshot, UpstreamRuntime
 from gateway.health import HealthRegistry
+from gateway.models import TargetHealthReport
 from gateway.reload import Loaded
 from gateway.router import RouteTable
 from gateway.snapshot import ApiSpec, RouteSpec, TenantSpec
@@ -29,6 +34,44 @@ def config_fingerprint() -> Hashable:
     close_old_connections()
     row = Tenant.objects.aggregate(n=Count("id"), versions=Sum("config_version"), newest=Max("created_at"))
     return (row["n"], row["versions"] or 0, row["newest"].isoformat() if row["newest"] else None)
+
+
+# A worker's report older than this is shown as stale; older than STALE_DROP it is deleted.
+STALE_DROP = timedelta(minutes=5)
+
+
+def report_health(gateway: str, described: dict[str, list[dict[str, Any]]]) -> int:
+    """Replace this worker's target-health rows with ``described`` (from ``HealthRegistry.describe``)."""
+    now = timezone.now()
+    tenants = dict(Upstream.objects.filter(pk__in=list(described)).values_list("pk", "tenant_id"))
+    rows = [
+        TargetHealthReport(
+            tenant_id=tenants[uuid.UUID(upstream_id)],
+            upstream_id=upstream_id,
+            gateway=gateway,
+            target_url=target["url"][:500],
+            state=target["state"],
+            circuit=target["circuit"],
+            consecutive_failures=target["consecutive_failures"],
+            in_flight=target["in_flight"],
+            ejected_until=(
+                datetime.fromtimestamp(target["ejected_until"], tz=UTC) if target.get("ejected_until") else None
+            ),
+            reported_at=now,
+        )
+        for upstream_id, targets in described.items()
+        if uuid.UUID(upstream_id) in tenants
+        for target in targets
+    ]
+    with transaction.atomic():
+        TargetHealthReport.objects.filter(gateway=gateway).delete()
+        TargetHealthReport.objects.bulk_create(rows)
+        TargetHealthReport.objects.filter(reported_at__lt=now - STALE_DROP).delete()
+    return len(rows)
+
+
+def clear_health(gateway: str) -> None:
+    TargetHealthReport.objects.filter(gateway=gateway).delete()
 
 
 def release_connections() -> None:

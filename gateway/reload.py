@@ -72,6 +72,10 @@ class ConfigWatcher(Generic[T]):
         self.last_error_at: float | None = None
         self.reloads = 0
 
+    async def run_in_thread(self, fn: Callable[[], Any]) -> Any:
+        """Run other database work (health reports) on the loader's thread and connection."""
+        return await self._in_thread(fn)()
+
     def _in_thread(self, fn: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
         async def call() -> Any:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn)

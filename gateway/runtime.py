@@ -9,7 +9,11 @@ runs per request.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -28,7 +32,7 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-PROBE_TIMEOUTS_READ_WRITE = 5.0
+HEALTH_REPORT_INTERVAL = 5.0
 
 
 class GatewayRuntime:
@@ -43,6 +47,9 @@ class GatewayRuntime:
         from gateway import loader  # the only module that touches the ORM
 
         self.client_kind = client_kind
+        self.gateway_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._loader = loader
+        self._report_task: asyncio.Task[None] | None = None
         self.registry = HealthRegistry()
         self._client: UpstreamClient | None = None
         self.checker = ActiveHealthChecker(self.registry, self._probe)
@@ -103,6 +110,19 @@ class GatewayRuntime:
             await response.aclose()
         return response.status
 
+    async def report_health(self) -> None:
+        """Write this worker's view of its targets for the admin console (off the request path)."""
+        described = self.registry.describe()
+        await self.watcher.run_in_thread(lambda: self._loader.report_health(self.gateway_id, described))
+
+    async def _report_health_loop(self) -> None:
+        while True:
+            try:
+                await self.report_health()
+            except Exception:
+                logger.warning("target health report failed", exc_info=True)
+            await asyncio.sleep(HEALTH_REPORT_INTERVAL)
+
     async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
@@ -114,8 +134,15 @@ class GatewayRuntime:
                     logger.exception("gateway start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                self._report_task = asyncio.create_task(self._report_health_loop(), name="apim-health-report")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._report_task is not None:
+                    self._report_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._report_task
+                with contextlib.suppress(Exception):
+                    await self.watcher.run_in_thread(lambda: self._loader.clear_health(self.gateway_id))
                 await self.watcher.stop()
                 await self.checker.stop()
                 if self._client is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.html import format_html, format_html_join
 
 from apim.models import API, ApiStatus, Route, Target, Upstream
 from apim.services.catalog import (
@@ -19,6 +20,7 @@ from apim.services.catalog import (
     upstream_delete,
     upstream_save,
 )
+from gateway.selectors import target_health_for_upstream
 from policies.models import PolicyAttachment
 from policies.services import policy_attachment_delete, policy_attachment_save
 
@@ -86,9 +88,10 @@ class UpstreamAdmin(TenantScopedAdmin):
     list_filter = ("load_balancing", "healthcheck_enabled", ("tenant", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("tenant",)
     search_fields = ("name", "description", "tenant__slug", "targets__url")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at", "live_target_health")
     fieldsets = (
         (None, {"fields": ("tenant", "name", "description", "load_balancing")}),
+        ("Live target health (as the gateways see it)", {"fields": ("live_target_health",)}),
         ("Timeouts and retries", {"fields": ("connect_timeout_ms", "read_timeout_ms", "write_timeout_ms", "retries")}),
         (
             "Active health checks",
@@ -108,3 +111,27 @@ class UpstreamAdmin(TenantScopedAdmin):
     )
     inlines = (TargetInline,)
     service = ModelService(arg="upstream", save=upstream_save, delete=upstream_delete)
+
+    @admin.display(description="Target health")
+    def live_target_health(self, obj: Upstream) -> str:
+        """What each running gateway worker last reported (within 30 s) about each target."""
+        if obj is None or obj.pk is None:
+            return "—"
+        reports = list(target_health_for_upstream(upstream=obj))
+        if not reports:
+            return "No gateway reported on this upstream in the last 30 s (not routed, or no gateway runs)."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((r.target_url, r.state, r.circuit, r.consecutive_failures, r.in_flight, r.gateway) for r in reports),
+        )
+        head = format_html(
+            "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            "Target",
+            "State",
+            "Circuit",
+            "Consecutive failures",
+            "In flight",
+            "Gateway worker",
+        )
+        return format_html("<table>{}{}</table>", head, rows)
