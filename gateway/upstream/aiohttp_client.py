@@ -10,7 +10,7 @@ up so that it behaves as a transparent HTTP/1.1 client:
   ``Content-Length: 0`` to bodiless requests of body-carrying methods.
 * URLs are built with ``yarl.URL(..., encoded=True)``; without it aiohttp
   turns ``%2F`` into ``/`` and re-quotes the query.
-* Header values are handed to aiohttp as UTF-8-decoded text (``_header_str``);
+* Header values are handed to aiohttp as UTF-8-decoded text (latin-1 if not UTF-8);
   it re-encodes them as UTF-8, so only non-UTF-8 obs-text bytes change.
 * aiohttp has no write timeout. ``_BodyPump`` measures how long aiohttp takes
   to come back for the next chunk (that is the time the previous chunk spent
@@ -40,7 +40,6 @@ from gateway.upstream.base import (
     UpstreamError,
     UpstreamProtocolError,
     UpstreamTimeout,
-    request_framing,
 )
 
 _SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
@@ -122,16 +121,6 @@ class _BodyPump:
         protocol = self.protocol
         if protocol is not None and protocol.transport is not None:
             protocol.transport.abort()
-
-
-def _header_str(value: bytes) -> str:
-    """aiohttp writes header values as UTF-8: decoding as UTF-8 makes every valid
-    UTF-8 (and ASCII) value go out byte for byte. Non-UTF-8 obs-text cannot be
-    sent raw through aiohttp; it goes out as the UTF-8 of its latin-1 reading."""
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return value.decode("latin-1")
 
 
 async def _slices(body: bytes) -> AsyncIterator[bytes]:
@@ -251,7 +240,23 @@ class AiohttpUpstreamClient:
         session = self._session
         if session is None:
             session = self._session = self._new_session()
-        out_headers, _, streamed = request_framing(headers, body)
+        # request_framing's rules and the str conversion aiohttp needs, in one pass (hot path).
+        streamed = body is not None and not isinstance(body, bytes | bytearray | memoryview)
+        str_headers: list[tuple[str, str]] = []
+        has_length = False
+        for name, value in headers:
+            lower = name.lower()
+            if lower == b"transfer-encoding":
+                continue
+            if lower == b"content-length":
+                has_length = True
+            try:
+                text = value.decode("utf-8")
+            except UnicodeDecodeError:
+                text = value.decode("latin-1")
+            str_headers.append((name.decode("latin-1"), text))
+        if not streamed and body and not has_length:
+            str_headers.append(("Content-Length", str(len(body))))  # type: ignore[arg-type]
         pump: _BodyPump | None = None
         data: Any = None
         if streamed:
@@ -264,8 +269,6 @@ class AiohttpUpstreamClient:
             else:
                 data = bytes(body)  # type: ignore[arg-type]
         url = URL(origin + target.decode("latin-1"), encoded=True)
-        str_headers = [(name.decode("latin-1"), _header_str(value)) for name, value in out_headers]
-
         try:
             resp = await session.request(
                 method,

@@ -152,14 +152,14 @@ def test_request_id_passthrough_only_when_safe():
 
 
 def test_response_headers_filtered_and_extended():
-    upstream = [
-        (b"Set-Cookie", b"a=1"),
-        (b"Connection", b"close, X-Internal"),
-        (b"X-Internal", b"secret"),
-        (b"Transfer-Encoding", b"chunked"),
-        (b"Set-Cookie", b"b=2"),
-        (b"X-Request-ID", b"upstream-made-this-up"),
-        (b"Via", b"1.1 backend"),
+    upstream = [  # names lowercase: the upstream clients' contract
+        (b"set-cookie", b"a=1"),
+        (b"connection", b"close, X-Internal"),
+        (b"x-internal", b"secret"),
+        (b"transfer-encoding", b"chunked"),
+        (b"set-cookie", b"b=2"),
+        (b"x-request-id", b"upstream-made-this-up"),
+        (b"via", b"1.1 backend"),
     ]
     out = downstream_response_headers(upstream, http_version="1.1", extra=[(b"x-request-id", b"rid-1")])
     assert out == [
