@@ -152,16 +152,24 @@ def _forwarded_node(address: str) -> str:
     return f'"[{address}]"' if ":" in address else address
 
 
-@dataclass(frozen=True, slots=True)
 class Seen:
-    """What the gateway saw of the incoming request, for the X-Forwarded-* family and Via."""
+    """What the gateway saw of the incoming request, for the X-Forwarded-* family and Via.
 
-    peer: str
-    scheme: str  # http or https as the client reached the gateway
-    host: bytes  # the Host header as received (may carry a port)
-    port: int | None
-    http_version: str  # "1.0", "1.1", "2"
-    request_id: bytes
+    A plain slotted class, not a frozen dataclass: one is built per request, and
+    a frozen dataclass's ``__init__`` costs several times more.
+    """
+
+    __slots__ = ("host", "http_version", "peer", "port", "request_id", "scheme")
+
+    def __init__(
+        self, *, peer: str, scheme: str, host: bytes, port: int | None, http_version: str, request_id: bytes
+    ) -> None:
+        self.peer = peer
+        self.scheme = scheme  # http or https as the client reached the gateway
+        self.host = host  # the Host header as received (may carry a port)
+        self.port = port
+        self.http_version = http_version  # "1.0", "1.1", "2"
+        self.request_id = request_id
 
 
 # Request headers the single pass below looks at; everything else is copied or dropped by set lookup.
