@@ -80,16 +80,22 @@ def strip_hop_by_hop(headers: Iterable[tuple[bytes, bytes]], extra: frozenset[by
 def check_request_framing(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
     """The request body length from Content-Length, or None when absent (chunked or no body).
 
-    Refuses what RFC 9112 calls ambiguous: Content-Length together with
-    Transfer-Encoding, several differing Content-Length values, or a value that
-    is not a plain decimal number.
+    Refuses what RFC 9112 calls ambiguous (see ``framing_length``).
     """
     lengths = [value for name, value in headers if name == b"content-length"]
-    has_te = any(name == b"transfer-encoding" for name, _ in headers)
-    if lengths and has_te:
-        raise FramingError("Content-Length and Transfer-Encoding together")
+    return framing_length(lengths, any(name == b"transfer-encoding" for name, _ in headers))
+
+
+def framing_length(lengths: Sequence[bytes], has_transfer_encoding: bool) -> int | None:
+    """Content-Length from its header values; refuses Content-Length together with
+    Transfer-Encoding, several differing values, or a value that is not a plain
+    decimal number."""
     if not lengths:
         return None
+    if has_transfer_encoding:
+        raise FramingError("Content-Length and Transfer-Encoding together")
+    if len(lengths) == 1 and lengths[0].isdigit() and len(lengths[0]) <= 18:
+        return int(lengths[0])
     values = {part.strip() for value in lengths for part in value.split(b",")}
     if len(values) != 1:
         raise FramingError("conflicting Content-Length values")
@@ -97,6 +103,11 @@ def check_request_framing(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
     if not value.isdigit() or len(value) > 18:
         raise FramingError("invalid Content-Length")
     return int(value)
+
+
+def safe_request_id(value: bytes | None) -> bytes | None:
+    """The client's X-Request-ID when it is a safe token."""
+    return value if value is not None and _REQUEST_ID_RE.match(value) else None
 
 
 @dataclass(frozen=True, slots=True)

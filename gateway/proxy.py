@@ -34,10 +34,10 @@ from gateway.headers import (
     FramingError,
     Seen,
     TrustedProxies,
-    check_request_framing,
     client_address,
     downstream_response_headers,
-    request_id,
+    framing_length,
+    safe_request_id,
     upstream_request_headers,
 )
 from gateway.ids import new_request_id
@@ -66,13 +66,6 @@ def _ms(start_ns: int, end_ns: int) -> bytes:
     return str(max(0, (end_ns - start_ns) // 1_000_000)).encode()
 
 
-def _host_header(headers: list[tuple[bytes, bytes]]) -> bytes:
-    for name, value in headers:
-        if name == b"host":
-            return value
-    return b""
-
-
 class HttpProxy:
     """The ASGI callable for ``http`` scopes."""
 
@@ -92,7 +85,21 @@ class HttpProxy:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter_ns()
         headers: list[tuple[bytes, bytes]] = scope["headers"]
-        rid = request_id(headers, new_request_id)
+        # One pass over the request headers for everything the gateway itself needs.
+        host = b""
+        lengths: list[bytes] = []
+        chunked = False
+        client_rid: bytes | None = None
+        for name, value in headers:
+            if name == b"host":
+                host = value
+            elif name == b"content-length":
+                lengths.append(value)
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"x-request-id":
+                client_rid = value
+        rid = safe_request_id(client_rid) or new_request_id()
         method: str = scope["method"]
         head = method == "HEAD"
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("latin-1")
@@ -107,7 +114,7 @@ class HttpProxy:
             await send_error(send, code, rid, details={"reason": exc.reason}, head=head)
             return
         try:
-            content_length = check_request_framing(headers)
+            content_length = framing_length(lengths, chunked)
         except FramingError as exc:
             await send_error(
                 send,
@@ -123,14 +130,15 @@ class HttpProxy:
         if snapshot is None:
             await send_error(send, "not_ready", rid, head=head)
             return
-        match = snapshot.router.lookup(_host_header(headers), method, target.path)
+        match = snapshot.router.lookup(host, method, target.path)
         if match is None:
             await send_error(send, "not_found", rid, head=head)
             return
         if isinstance(match, MethodNotAllowed):
             await send_error(send, "method_not_allowed", rid, head=head, extra_headers=[(b"allow", match.allow_header)])
             return
-        await self._forward(scope, receive, send, match, snapshot, target, content_length, rid, started)
+        has_body = chunked or bool(content_length)
+        await self._forward(scope, receive, send, match, snapshot, target, content_length, has_body, host, rid, started)
 
     async def _forward(
         self,
@@ -141,6 +149,8 @@ class HttpProxy:
         snapshot: GatewaySnapshot,
         canonical: CanonicalTarget,
         content_length: int | None,
+        has_body: bool,
+        host: bytes,
         rid: bytes,
         started: int,
     ) -> None:
@@ -159,12 +169,11 @@ class HttpProxy:
         seen = Seen(
             peer=peer,
             scheme=scheme,
-            host=_host_header(headers),
+            host=host,
             port=server_port,
             http_version=scope.get("http_version", "1.1"),
             request_id=rid,
         )
-        has_body = content_length not in (None, 0) or any(name == b"transfer-encoding" for name, _ in headers)
         forwarded_path = canonical.raw_upstream(match.entry.strip_segments)
         if canonical.query:
             forwarded_path += b"?" + canonical.query
