@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from apim.exceptions import IllegalTransition
 from apim.models import API
-from apim.services.common import audit_record, entity_delete, entity_save, snapshot, tenant_config_bump
+from apim.services.common import audit_record, entity_delete, entity_save, locked_change, snapshot, tenant_config_bump
 
 from . import keys
 from .models import (
@@ -62,24 +62,14 @@ def consumer_delete(*, consumer: Consumer, actor: Actor) -> None:
 
 
 def _consumer_set_status(*, consumer: Consumer, status: str, actor: Actor) -> Consumer:
-    with transaction.atomic():
-        locked = Consumer.objects.select_for_update().get(pk=consumer.pk)
+    def change(locked: Consumer) -> list[str]:
         if locked.status == status:
-            return locked
-        before = snapshot(locked)
+            return []
         locked.status = status
-        locked.save(update_fields=["status", "updated_at"])
-        audit_record(
-            tenant=locked.tenant,
-            actor=actor,
-            action=f"consumer.{'suspend' if status == ConsumerStatus.SUSPENDED else 'activate'}",
-            obj=locked,
-            before=before,
-            after=snapshot(locked),
-        )
-        tenant_config_bump(tenant=locked.tenant)
-    consumer.refresh_from_db()
-    return consumer
+        return ["status"]
+
+    verb = "suspend" if status == ConsumerStatus.SUSPENDED else "activate"
+    return locked_change(consumer, actor=actor, action=f"consumer.{verb}", change=change)
 
 
 def consumer_suspend(*, consumer: Consumer, actor: Actor) -> Consumer:
@@ -198,20 +188,15 @@ def api_key_update(
 
 def api_key_revoke(*, key: APIKey, actor: Actor) -> APIKey:
     """Stop a key at once. Revoking twice is harmless."""
-    with transaction.atomic():
-        locked = APIKey.objects.select_for_update().get(pk=key.pk)
+
+    def change(locked: APIKey) -> list[str]:
         if not locked.active:
-            return locked
-        before = snapshot(locked)
+            return []
         locked.active = False
         locked.revoked_at = timezone.now()
-        locked.save(update_fields=["active", "revoked_at", "updated_at"])
-        audit_record(
-            tenant=locked.tenant, actor=actor, action="apikey.revoke", obj=locked, before=before, after=snapshot(locked)
-        )
-        tenant_config_bump(tenant=locked.tenant)
-    key.refresh_from_db()
-    return key
+        return ["active", "revoked_at"]
+
+    return locked_change(key, actor=actor, action="apikey.revoke", change=change)
 
 
 def api_key_rotate(*, key: APIKey, actor: Actor, grace: timedelta | None = None) -> IssuedKey:
@@ -290,28 +275,16 @@ def subscription_delete(*, subscription: Subscription, actor: Actor) -> None:
 
 
 def subscription_transition(*, subscription: Subscription, to: str, actor: Actor) -> Subscription:
-    with transaction.atomic():
-        locked = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    def change(locked: Subscription) -> list[str]:
         if to not in SubscriptionStatus.values:
             raise IllegalTransition(f"{to!r} is not a subscription status.")
-        allowed = SUBSCRIPTION_TRANSITIONS[SubscriptionStatus(locked.status)]
-        if to not in allowed:
+        if to not in SUBSCRIPTION_TRANSITIONS[SubscriptionStatus(locked.status)]:
             raise IllegalTransition(f"Subscription {locked} is {locked.status} and cannot become {to}.")
-        before = snapshot(locked)
         locked.status = to
         locked.decided_at = timezone.now()
-        locked.save(update_fields=["status", "decided_at", "updated_at"])
-        audit_record(
-            tenant=locked.tenant,
-            actor=actor,
-            action=f"subscription.{to}",
-            obj=locked,
-            before=before,
-            after=snapshot(locked),
-        )
-        tenant_config_bump(tenant=locked.tenant)
-    subscription.refresh_from_db()
-    return subscription
+        return ["status", "decided_at"]
+
+    return locked_change(subscription, actor=actor, action=f"subscription.{to}", change=change)
 
 
 def subscription_approve(*, subscription: Subscription, actor: Actor) -> Subscription:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from apim.exceptions import IllegalTransition
 from apim.models import API, API_TRANSITIONS, ApiStatus, Route, Target, Tenant, Upstream
 
-from .common import audit_record, entity_delete, entity_save, snapshot, tenant_config_bump
+from .common import entity_delete, entity_save, locked_change
 
 if TYPE_CHECKING:
     from .common import Actor
@@ -59,12 +59,12 @@ def api_transition(*, api: API, to: str, actor: Actor) -> API:
     Publishing needs an upstream with at least one enabled target, so a
     published API can always be routed somewhere.
     """
-    with transaction.atomic():
-        locked = API.objects.select_for_update().get(pk=api.pk)
+
+    def change(locked: API) -> list[str]:
         if to not in ApiStatus.values:
             raise IllegalTransition(f"{to!r} is not a lifecycle status; use {', '.join(ApiStatus.values)}.")
-        if to not in API_TRANSITIONS[ApiStatus(locked.status)]:
-            allowed = API_TRANSITIONS[ApiStatus(locked.status)]
+        allowed = API_TRANSITIONS[ApiStatus(locked.status)]
+        if to not in allowed:
             hint = f"it can only become {' or '.join(allowed)}" if allowed else "retired is final"
             raise IllegalTransition(f"API {locked} is {locked.status} and cannot become {to}: {hint}.")
         if to == ApiStatus.PUBLISHED:
@@ -75,16 +75,12 @@ def api_transition(*, api: API, to: str, actor: Actor) -> API:
                     f"Upstream {locked.upstream} of API {locked} has no enabled target; add one before publishing.",
                     code="no_target",
                 )
-        before = snapshot(locked)
+        stamp = _STATUS_TIMESTAMP[ApiStatus(to)]
         locked.status = to
-        setattr(locked, _STATUS_TIMESTAMP[ApiStatus(to)], timezone.now())
-        locked.save(update_fields=["status", _STATUS_TIMESTAMP[ApiStatus(to)], "updated_at"])
-        audit_record(
-            tenant=locked.tenant, actor=actor, action=f"api.{to}", obj=locked, before=before, after=snapshot(locked)
-        )
-        tenant_config_bump(tenant=locked.tenant)
-    api.refresh_from_db()
-    return api
+        setattr(locked, stamp, timezone.now())
+        return ["status", stamp]
+
+    return locked_change(api, actor=actor, action=f"api.{to}", change=change)
 
 
 def api_publish(*, api: API, actor: Actor) -> API:

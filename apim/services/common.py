@@ -9,7 +9,8 @@ the tenant's ``config_version`` and publishes the event after commit.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
     Actor = AbstractBaseUser | None
+
+M = TypeVar("M", bound=models.Model)
 
 # Never copied into an audit snapshot, whatever the model.
 SECRET_FIELDS = frozenset({"digest", "password", "plaintext", "secret"})
@@ -115,6 +118,29 @@ def entity_save(*, instance: models.Model, actor: Actor, config: bool = True) ->
         )
         if config and tenant is not None:
             tenant_config_bump(tenant=tenant)
+    return instance
+
+
+def locked_change(
+    instance: M, *, actor: Actor, action: str, change: Callable[[M], Iterable[str]], config: bool = True
+) -> M:
+    """A guarded state change: lock the stored row, let ``change`` check and edit it, record it.
+
+    ``change`` receives the locked row, raises to refuse, and returns the fields
+    it set (empty: nothing to do, nothing recorded). The stored row is the
+    audit's "before", whatever edits the caller's instance carries.
+    """
+    with transaction.atomic():
+        locked = type(instance)._default_manager.select_for_update().get(pk=instance.pk)
+        before = snapshot(locked)
+        fields = list(change(locked))
+        if fields:
+            locked.save(update_fields=[*fields, "updated_at"])
+            tenant = _tenant_of(locked)
+            audit_record(tenant=tenant, actor=actor, action=action, obj=locked, before=before, after=snapshot(locked))
+            if config and tenant is not None:
+                tenant_config_bump(tenant=tenant)
+    instance.refresh_from_db()
     return instance
 
 
