@@ -119,5 +119,5 @@ class Command(ServiceCommand):
         self.say(f"  Login         : {login}")
         self.say(f"  Demo API key  : {seeded.key_plaintext}   (shown once; listed as {seeded.key_prefix})")
         self.say(f"  Echo upstream : {echo_upstream_url()}/hello")
-        self.say(f"  Gateway       : {gateway}   (when the gateway lands)")
+        self.say(f"  Gateway       : {gateway}   (the demo API: {gateway}/echo/)")
         self.say(f"  Try it        : curl -H 'X-API-Key: {seeded.key_plaintext}' {gateway}/echo/hello")

@@ -55,7 +55,7 @@ def test_seeds_everything_the_demo_needs():
     assert key not in dump_database() and password not in dump_database()
 
     assert "http://127.0.0.1:8080/admin/" in out
-    assert "http://127.0.0.1:8081   (when the gateway lands)" in out
+    assert "http://127.0.0.1:8081   (the demo API: http://127.0.0.1:8081/echo/)" in out
     assert f"curl -H 'X-API-Key: {key}' http://127.0.0.1:8081/echo/hello" in out
     assert AuditEvent.objects.filter(tenant=tenant, action="apikey.issue").count() == 1
 
