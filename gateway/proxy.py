@@ -62,6 +62,13 @@ _REPLACED_FRAMING = frozenset({b"content-length"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
 def _ms(start_ns: int, end_ns: int) -> bytes:
     return str(max(0, (end_ns - start_ns) // 1_000_000)).encode()
 
@@ -241,10 +248,23 @@ class HttpProxy:
             if head or status in _NO_BODY_STATUSES or 100 <= status < 200:
                 await send({"type": "http.response.body", "body": b""})
                 return
+            # With a Content-Length, the chunk that completes the body goes out as the
+            # last message (one ASGI send fewer per response); without one, the end is
+            # only known at EOF. Never hold a chunk back waiting for the next one.
+            remaining = _declared_length(response.headers)
+            finished = False
             async for chunk in response.iter_body():
-                if chunk:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+                if not chunk or finished:
+                    continue
+                if remaining is not None:
+                    remaining -= len(chunk)
+                    if remaining <= 0:
+                        finished = True
+                        await send({"type": "http.response.body", "body": chunk})
+                        continue
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if not finished:
+                await send({"type": "http.response.body", "body": b""})
         except (UpstreamProtocolError, UpstreamTimeout):
             lease.failure()  # no-op when the status was already reported; kept for the probe case
             raise  # the server aborts the connection: the client sees a truncated response
