@@ -46,3 +46,21 @@ class RequestBody:
             return
         async for _ in self.stream():
             pass
+
+
+async def limited(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    """Pass ``stream`` through, raising ``BodyTooLarge`` as soon as more than ``limit`` bytes went by.
+
+    The check is on bytes counted while streaming, so a chunked upload without
+    a Content-Length is stopped at the limit instead of after buffering it.
+    The exception escapes the upstream client unchanged (see its contract),
+    so the proxy answers 413 and the upstream request is abandoned.
+    """
+    from policies.context import BodyTooLarge
+
+    seen = 0
+    async for chunk in stream:
+        seen += len(chunk)
+        if seen > limit:
+            raise BodyTooLarge(limit)
+        yield chunk

@@ -7,7 +7,8 @@ changes afterwards (balancers mutate only the health registry they point to).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from gateway.balancer import Balancer
 from gateway.router import RouteTable
@@ -26,6 +27,9 @@ class UpstreamRuntime:
 class GatewaySnapshot:
     router: RouteTable
     upstreams: dict[str, UpstreamRuntime]
+    # Each tenant's config version when the snapshot was built: in-process caches
+    # (API keys) compare against it, so a change to a tenant invalidates its entries.
+    tenant_versions: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def route_count(self) -> int:

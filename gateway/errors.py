@@ -31,9 +31,16 @@ ERRORS: dict[str, tuple[int, str]] = {
 
 
 def envelope(
-    code: str, request_id: bytes, *, message: str | None = None, details: dict[str, Any] | None = None
+    code: str,
+    request_id: bytes,
+    *,
+    message: str | None = None,
+    details: dict[str, Any] | None = None,
+    status: int | None = None,
 ) -> tuple[int, bytes]:
-    status, default_message = ERRORS[code]
+    """The status and JSON body for ``code``; policies pass their own ``status`` and ``message``."""
+    known_status, default_message = ERRORS.get(code, (500, "The gateway could not handle the request."))
+    status = status or known_status
     body = {
         "success": False,
         "error": {"code": code, "message": message or default_message, "details": details or {}},
@@ -51,9 +58,10 @@ async def send_error(
     message: str | None = None,
     details: dict[str, Any] | None = None,
     head: bool = False,
+    status: int | None = None,
 ) -> int:
     """Send a complete error response; returns its status."""
-    status, body = envelope(code, request_id, message=message, details=details)
+    status, body = envelope(code, request_id, message=message, details=details, status=status)
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -44,6 +44,13 @@ _REQUEST_REPLACED = frozenset(
         b"x-forwarded-port",
         b"forwarded",
         b"x-real-ip",
+        # Identity headers: only an authentication policy of the gateway may set them.
+        b"x-consumer-id",
+        b"x-consumer-username",
+        b"x-consumer-groups",
+        b"x-application-id",
+        b"x-credential-identifier",
+        b"x-anonymous-consumer",
     }
 )
 _RESPONSE_REPLACED = frozenset({b"x-request-id", b"x-apim-proxy-latency", b"x-apim-upstream-latency"})

@@ -9,7 +9,7 @@ a snapshot can be briefly behind, never silently stale.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,9 @@ from gateway.router import RouteTable
 from gateway.snapshot import ApiSpec, RouteSpec, TenantSpec
 from gateway.upstream.base import Timeouts
 from gateway.upstream_spec import TargetSpec, UpstreamSpec
+from policies.base import ApiInfo
+from policies.engine import AttachmentSpec, PlanSpec, compile_chains
+from policies.models import PolicyAttachment
 
 
 def config_fingerprint() -> Hashable:
@@ -100,14 +103,69 @@ def _upstream_spec(upstream: Upstream) -> UpstreamSpec:
     )
 
 
-def load_snapshot(registry: HealthRegistry) -> Loaded[GatewaySnapshot]:
+def _attachment_specs() -> list[AttachmentSpec]:
+    return [
+        AttachmentSpec(
+            id=str(a.pk),
+            policy=a.policy,
+            tenant_id=str(a.tenant_id),
+            config=a.config,
+            api_id=str(a.api_id) if a.api_id else None,
+            consumer_id=str(a.consumer_id) if a.consumer_id else None,
+            enabled=a.enabled,
+            priority=a.priority,
+        )
+        for a in PolicyAttachment.objects.all()
+    ]
+
+
+def _plan_specs() -> dict[str, PlanSpec]:
+    from consumers.models import Plan
+
+    return {
+        str(p.pk): PlanSpec(
+            id=str(p.pk),
+            tenant_id=str(p.tenant_id),
+            name=p.name,
+            rate_limit_per_second=p.rate_limit_per_second,
+            rate_limit_per_minute=p.rate_limit_per_minute,
+            rate_limit_per_hour=p.rate_limit_per_hour,
+            rate_limit_per_day=p.rate_limit_per_day,
+            quota_per_day=p.quota_per_day,
+            quota_per_month=p.quota_per_month,
+            quota_timezone=p.quota_timezone,
+        )
+        for p in Plan.objects.all()
+    }
+
+
+def _api_info(api: API) -> ApiInfo:
+    return ApiInfo(
+        api_id=str(api.pk),
+        tenant_id=str(api.tenant_id),
+        name=api.name,
+        base_path=api.base_path,
+        openapi=api.openapi_document or None,
+        route_patterns=tuple((r.path, frozenset(r.methods)) for r in api.routes.all() if r.enabled),
+    )
+
+
+def load_snapshot(registry: HealthRegistry, services: Mapping[str, Any] | None = None) -> Loaded[GatewaySnapshot]:
     close_old_connections()
     fingerprint = config_fingerprint()
+    tenant_rows = list(Tenant.objects.prefetch_related("hosts"))
     tenants = [
         TenantSpec(tenant_id=str(t.pk), hosts=tuple(h.host for h in t.hosts.all()), is_default=t.is_default)
-        for t in Tenant.objects.prefetch_related("hosts")
+        for t in tenant_rows
     ]
     apis = list(API.objects.filter(status__in=ROUTABLE_STATUSES).prefetch_related("routes"))
+    tenant_versions = {str(t.pk): t.config_version for t in tenant_rows}
+    chains = compile_chains(
+        [_api_info(api) for api in apis],
+        _attachment_specs(),
+        services=services or {},
+        extra={"plans": _plan_specs(), "tenant_versions": tenant_versions},
+    )
     api_specs = [
         ApiSpec(
             api_id=str(api.pk),
@@ -122,6 +180,7 @@ def load_snapshot(registry: HealthRegistry) -> Loaded[GatewaySnapshot]:
                 )
                 for route in api.routes.all()
             ),
+            extra=chains.get(str(api.pk)),
         )
         for api in apis
     ]
@@ -137,5 +196,9 @@ def load_snapshot(registry: HealthRegistry) -> Loaded[GatewaySnapshot]:
         )
         for spec in specs
     }
-    snapshot = GatewaySnapshot(router=RouteTable(tenants, api_specs), upstreams=upstreams)
+    snapshot = GatewaySnapshot(
+        router=RouteTable(tenants, api_specs),
+        upstreams=upstreams,
+        tenant_versions=tenant_versions,
+    )
     return Loaded(snapshot=snapshot, fingerprint=fingerprint)

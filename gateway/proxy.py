@@ -8,6 +8,10 @@ Per request, in order:
    upstream see. Ambiguous targets and ambiguous framing get 400.
 3. The snapshot read once at the start (``watcher.current``) routes the
    request; a reload during the request cannot change its course.
+3a. If the API has a policy chain, its request phase runs (``policies.engine``):
+   it may answer instead of the upstream (401, 403, 429, 413, a CORS
+   preflight), edit the headers and query forwarded, and buffer the body.
+   APIs without policies never build a request context.
 4. A target is picked (``snapshot.upstreams[...]``), the request is streamed
    to it; connect failures are retried on another target (idempotent methods,
    or nothing sent yet); the outcome feeds passive health.
@@ -26,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from gateway.bodies import ClientDisconnected, RequestBody
+from gateway.bodies import ClientDisconnected, RequestBody, limited
 from gateway.canonical import BadTarget, CanonicalTarget, canonicalize
 from gateway.config import GatewaySnapshot
 from gateway.errors import send_error
@@ -50,6 +54,9 @@ from gateway.upstream.base import (
     UpstreamProtocolError,
     UpstreamTimeout,
 )
+from policies.base import Denial
+from policies.context import DEFAULT_MAX_BUFFERED_BODY, BodyTooLarge, ClientGone, RequestContext, ResponseHead
+from policies.engine import PolicyChain, Reply
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -137,6 +144,8 @@ class HttpProxy:
         if snapshot is None:
             await send_error(send, "not_ready", rid, head=head)
             return
+        if method == "OPTIONS" and await self._preflight(scope, receive, send, snapshot, host, target, rid):
+            return
         match = snapshot.router.lookup(host, method, target.path)
         if match is None:
             await send_error(send, "not_found", rid, head=head)
@@ -145,7 +154,100 @@ class HttpProxy:
             await send_error(send, "method_not_allowed", rid, head=head, extra_headers=[(b"allow", match.allow_header)])
             return
         has_body = chunked or bool(content_length)
-        await self._forward(scope, receive, send, match, snapshot, target, content_length, has_body, host, rid, started)
+        chain: PolicyChain | None = match.entry.api.extra  # type: ignore[assignment]
+        ctx = None
+        if chain is not None:
+            ctx = self._context(scope, receive, match, target, headers, host, rid, content_length, has_body)
+            if await self._run_request_policies(chain, ctx, send, head):
+                return
+        await self._forward(
+            scope, receive, send, match, snapshot, target, content_length, has_body, host, rid, started, chain, ctx
+        )
+
+    def _context(
+        self,
+        scope: Scope,
+        receive: Receive,
+        match: Match,
+        target: CanonicalTarget,
+        headers: list[tuple[bytes, bytes]],
+        host: bytes,
+        rid: bytes,
+        content_length: int | None,
+        has_body: bool,
+    ) -> RequestContext:
+        peer = (scope.get("client") or ("unknown", 0))[0]
+        api = match.entry.api
+        return RequestContext(
+            scope=scope,
+            receive=receive,
+            method=scope["method"],
+            path=target.path,
+            query=target.query,
+            headers=headers,
+            host=host,
+            client_ip=client_address(peer, headers, self._trusted),
+            request_id=rid,
+            tenant_id=str(api.tenant_id),
+            api_id=str(api.api_id),
+            route_pattern=match.entry.pattern,
+            content_length=content_length,
+            has_body=has_body,
+        )
+
+    async def _run_request_policies(self, chain: PolicyChain, ctx: RequestContext, send: Send, head: bool) -> bool:
+        """Run the chain's request phase; True when it answered the client itself."""
+        try:
+            result = await chain.on_request(ctx)
+        except BodyTooLarge as exc:
+            result = _too_large(exc.limit)
+        except ClientGone:
+            ctx.deny_reason = "client_disconnected"
+            return True
+        if result is None:
+            return False
+        await _answer(send, result, ctx, head)
+        return True
+
+    async def _preflight(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        snapshot: GatewaySnapshot,
+        host: bytes,
+        target: CanonicalTarget,
+        rid: bytes,
+    ) -> bool:
+        """Answer a CORS preflight for the method it asks about, if that API has a CORS policy.
+
+        The route is looked up with the method named in
+        ``Access-Control-Request-Method``: the preflight is about that request,
+        and a route that does not list OPTIONS must still be reachable from a
+        browser. Without a CORS policy the OPTIONS request is routed as usual.
+        """
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        requested = None
+        origin = False
+        for name, value in headers:
+            if name == b"access-control-request-method":
+                requested = value
+            elif name == b"origin":
+                origin = True
+        if requested is None or not origin:
+            return False
+        match = snapshot.router.lookup(host, requested.decode("latin-1"), target.path)
+        if not isinstance(match, Match):
+            return False
+        chain: PolicyChain | None = match.entry.api.extra  # type: ignore[assignment]
+        if chain is None or chain.preflight is None:
+            return False
+        ctx = self._context(scope, receive, match, target, headers, host, rid, None, False)
+        result = await chain.preflight.request(ctx)
+        if result is None:
+            return False
+        await _answer(send, result, ctx, False)
+        return True
 
     async def _forward(
         self,
@@ -160,17 +262,30 @@ class HttpProxy:
         host: bytes,
         rid: bytes,
         started: int,
+        chain: PolicyChain | None = None,
+        ctx: RequestContext | None = None,
     ) -> None:
         method: str = scope["method"]
         head = method == "HEAD"
         headers: list[tuple[bytes, bytes]] = scope["headers"]
+        query = canonical.query
+        buffered: bytes | None = None
+        max_body: int | None = None
+        if ctx is not None:
+            headers = ctx.headers
+            query = ctx.query
+            buffered = ctx.body
+            max_body = ctx.max_body
+            if buffered is not None:
+                content_length = len(buffered)
+                has_body = bool(buffered)
         upstream_id = match.entry.upstream_id
         upstream = snapshot.upstreams.get(upstream_id) if upstream_id is not None else None  # type: ignore[call-overload]
         if upstream is None:
             await send_error(send, "no_healthy_target", rid, head=head)
             return
         peer = (scope.get("client") or ("unknown", 0))[0]
-        client_ip = client_address(peer, headers, self._trusted)
+        client_ip = ctx.client_ip if ctx is not None else client_address(peer, headers, self._trusted)
         scheme = scope.get("scheme", "http")
         server_port = (scope.get("server") or (None, None))[1]
         seen = Seen(
@@ -182,8 +297,8 @@ class HttpProxy:
             request_id=rid,
         )
         forwarded_path = canonical.raw_upstream(match.entry.strip_segments)
-        if canonical.query:
-            forwarded_path += b"?" + canonical.query
+        if query:
+            forwarded_path += b"?" + query
         body = RequestBody(receive)
         client = self._client()
         balancer = upstream.balancer
@@ -203,6 +318,16 @@ class HttpProxy:
             )
             if content_length is not None:
                 out_headers.append((b"content-length", str(content_length).encode()))
+            if ctx is not None and ctx.upstream_headers:
+                out_headers.extend(ctx.upstream_headers)
+            if buffered is not None:
+                upstream_body: Any = buffered if has_body else None
+            elif not has_body:
+                upstream_body = None
+            elif max_body is not None:
+                upstream_body = limited(body.stream(), max_body)
+            else:
+                upstream_body = body.stream()
             sent_at = time.perf_counter_ns()
             try:
                 response = await client.request(
@@ -210,11 +335,17 @@ class HttpProxy:
                     origin=spec.origin,
                     target=upstream_target,
                     headers=out_headers,
-                    body=body.stream() if has_body else None,
+                    body=upstream_body,
                     timeouts=upstream.timeouts,
                 )
             except ClientDisconnected:
                 lease.release()  # the client left: not the upstream's fault
+                return
+            except BodyTooLarge as exc:
+                lease.release()  # the client's fault, not the upstream's
+                if ctx is not None:
+                    ctx.deny_reason = "body_too_large"
+                await _answer(send, _too_large(exc.limit), ctx, head, close=True)
                 return
             except UpstreamError as exc:
                 lease.failure()
@@ -242,7 +373,19 @@ class HttpProxy:
             (b"x-apim-upstream-latency", _ms(sent_at, first_byte_at)),
             (b"x-apim-proxy-latency", _ms(started, sent_at)),
         ]
-        out = downstream_response_headers(response.headers, http_version=seen.http_version, extra=extra)
+        response_headers = response.headers
+        body_filters = None
+        if ctx is not None:
+            if chain is not None and chain.response_handlers:
+                head_obj = ResponseHead(status, list(response_headers))
+                chain.on_response(ctx, head_obj)
+                status, response_headers, body_filters = head_obj.status, head_obj.headers, head_obj.body_filters
+            if ctx.response_headers:
+                extra.extend(ctx.response_headers)
+        if body_filters and not head and status not in _NO_BODY_STATUSES:
+            await self._relay_filtered(send, response, lease, status, response_headers, body_filters, seen, extra)
+            return
+        out = downstream_response_headers(response_headers, http_version=seen.http_version, extra=extra)
         try:
             await send({"type": "http.response.start", "status": status, "headers": out})
             if head or status in _NO_BODY_STATUSES or 100 <= status < 200:
@@ -251,7 +394,7 @@ class HttpProxy:
             # With a Content-Length, the chunk that completes the body goes out as the
             # last message (one ASGI send fewer per response); without one, the end is
             # only known at EOF. Never hold a chunk back waiting for the next one.
-            remaining = _declared_length(response.headers)
+            remaining = _declared_length(response_headers)
             finished = False
             async for chunk in response.iter_body():
                 if not chunk or finished:
@@ -271,3 +414,99 @@ class HttpProxy:
         finally:
             lease.release()
             await response.aclose()
+
+    async def _relay_filtered(
+        self,
+        send: Send,
+        response: Any,
+        lease: Any,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        filters: list[Callable[[bytes, ResponseHead], bytes]],
+        seen: Seen,
+        extra: list[tuple[bytes, bytes]],
+    ) -> None:
+        """Buffer the response body (bounded), apply the response policies' body filters, send it framed anew.
+
+        A body larger than the bound is relayed unchanged (the filters only
+        edit JSON documents, which are small; a large download must not be held).
+        """
+        parts: list[bytes] = []
+        size = 0
+        iterator = response.iter_body().__aiter__()
+        try:
+            try:
+                while True:
+                    chunk = await iterator.__anext__()
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if size > DEFAULT_MAX_BUFFERED_BODY:
+                        break
+            except StopAsyncIteration:
+                body = b"".join(parts)
+                head_obj = ResponseHead(status, headers)
+                for apply in filters:
+                    body = apply(body, head_obj)
+                framed = [(n, v) for n, v in head_obj.headers if n != b"content-length"]
+                framed.append((b"content-length", str(len(body)).encode()))
+                out = downstream_response_headers(framed, http_version=seen.http_version, extra=extra)
+                await send({"type": "http.response.start", "status": head_obj.status, "headers": out})
+                await send({"type": "http.response.body", "body": body})
+                return
+            out = downstream_response_headers(headers, http_version=seen.http_version, extra=extra)
+            await send({"type": "http.response.start", "status": status, "headers": out})
+            await send({"type": "http.response.body", "body": b"".join(parts), "more_body": True})
+            async for chunk in iterator:
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        except (UpstreamProtocolError, UpstreamTimeout):
+            lease.failure()
+            raise
+        finally:
+            lease.release()
+            await response.aclose()
+
+
+def _too_large(limit: int) -> Denial:
+    return Denial(
+        status=413,
+        code="body_too_large",
+        message="The request body is larger than this API accepts.",
+        details={"limit_bytes": limit},
+    )
+
+
+async def _answer(
+    send: Send, result: Denial | Reply, ctx: RequestContext | None, head: bool, *, close: bool = False
+) -> None:
+    """Send a policy's answer: an error envelope for a denial, the reply as is otherwise.
+
+    The headers policies queued for every answer (rate-limit state, CORS) go
+    out with it, so a browser can read a 429 and a client can see its limits.
+    """
+    queued = ctx.response_headers if ctx is not None else []
+    if isinstance(result, Reply):
+        if ctx is not None and result.reason:
+            ctx.deny_reason = result.reason
+        headers = [*result.headers, *queued, (b"content-length", str(len(result.body)).encode())]
+        if ctx is not None:
+            headers.append((b"x-request-id", ctx.request_id))
+        await send({"type": "http.response.start", "status": result.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else result.body})
+        return
+    if ctx is not None:
+        ctx.deny_reason = result.deny_reason
+    extra = [*result.headers, *queued]
+    if close:
+        extra.append((b"connection", b"close"))
+    await send_error(
+        send,
+        result.code,
+        ctx.request_id if ctx is not None else b"",
+        status=result.status,
+        message=result.message,
+        details=dict(result.details) if result.details else None,
+        head=head,
+        extra_headers=extra,
+    )

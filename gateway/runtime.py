@@ -26,6 +26,7 @@ from gateway.reload import ConfigWatcher
 from gateway.reserved import serve_reserved
 from gateway.upstream.base import Timeouts, UpstreamClient, create_upstream_client
 from gateway.websocket import WebSocketProxy
+from policies.runtime import PolicyServices
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,10 @@ class GatewayRuntime:
         self.registry = HealthRegistry()
         self._client: UpstreamClient | None = None
         self.checker = ActiveHealthChecker(self.registry, self._probe)
+        self.policy_services = PolicyServices(run_in_thread=self._run_policy_io)
+        services = self.policy_services.mapping()
         self.watcher: ConfigWatcher[GatewaySnapshot] = ConfigWatcher(
-            load=lambda: loader.load_snapshot(self.registry),
+            load=lambda: loader.load_snapshot(self.registry, services),
             fingerprint=loader.config_fingerprint,
             poll_interval=poll_interval,
             channel_layer=channel_layer,
@@ -69,6 +72,10 @@ class GatewayRuntime:
             reserved=lambda scope, send: serve_reserved(scope, send, status=self.status),
         )
         self.websocket = WebSocketProxy(snapshot=lambda: self.watcher.current, trusted_proxies=trusted_proxies)
+
+    async def _run_policy_io(self, fn: Callable[[], Any]) -> Any:
+        """Blocking lookups for policies (a key-cache miss) on the loader's thread and connection."""
+        return await self.watcher.run_in_thread(fn)
 
     def client(self) -> UpstreamClient:
         if self._client is None:
@@ -129,6 +136,7 @@ class GatewayRuntime:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
+                    await self.policy_services.start()
                     await self.watcher.start()
                     self.checker.start()
                 except Exception as exc:
@@ -149,6 +157,7 @@ class GatewayRuntime:
                     await self.watcher.run_in_thread(lambda: self._loader.clear_health(self.gateway_id))
                 await self.watcher.stop()
                 await self.checker.stop()
+                await self.policy_services.stop()
                 if self._client is not None:
                     await self._client.aclose()
                 await self.websocket.aclose()

@@ -8,14 +8,16 @@ from django.db import models
 from apim.models import API, TenantOwned
 from consumers.models import Consumer
 
-from .registry import BUILTIN_POLICY_TYPES
+from .base import ConfigError
+from .registry import choices as policy_choices
+from .validation import check_scope, parse_config
 
 
 class PolicyAttachment(TenantOwned):
     """One policy of one type at one scope. The most specific attachment of a type wins,
     like Kong's plugin scoping: API+consumer, then consumer, then API, then tenant."""
 
-    policy = models.CharField(max_length=64, choices=BUILTIN_POLICY_TYPES)
+    policy = models.CharField(max_length=64, choices=policy_choices)
     api = models.ForeignKey(
         API, on_delete=models.CASCADE, null=True, blank=True, related_name="policies", verbose_name="API"
     )
@@ -77,3 +79,10 @@ class PolicyAttachment(TenantOwned):
         super().clean()
         if not isinstance(self.config, dict):
             raise ValidationError({"config": 'Config must be a JSON object, e.g. {"limit": 10}.'})
+        problem = check_scope(self.policy, self.scope)
+        if problem:
+            raise ValidationError({"consumer": problem})
+        try:
+            parse_config(self.policy, self.config)
+        except ConfigError as exc:
+            raise ValidationError({"config": str(exc)}) from None

@@ -202,3 +202,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Policy types this installation offers, in registration order (``policies.registry`` checks them at start-up).
+from policies.registry import DEFAULT_POLICIES  # noqa: E402
+
+APIM_POLICIES: list[str] = list(DEFAULT_POLICIES)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,8 @@ from gateway.router import RouteTable
 from gateway.snapshot import ApiSpec, RouteSpec, TenantSpec
 from gateway.upstream.base import Timeouts, UpstreamClient, create_upstream_client
 from gateway.upstream_spec import TargetSpec, UpstreamSpec
+from policies.base import ApiInfo
+from policies.engine import AttachmentSpec, PlanSpec, compile_chains
 
 
 @dataclass
@@ -44,12 +46,26 @@ class Api:
     load_balancing: str = "round_robin"
     hosts: tuple[str, ...] = ()
     tenant: str = "t1"
+    # API-scoped policies: (policy type, config) pairs, or full AttachmentSpecs.
+    policies: list[tuple[str, dict[str, Any]] | AttachmentSpec] = field(default_factory=list)
+    api_id: str | None = None
+    openapi: dict[str, Any] | None = None
 
 
 def build_snapshot(
-    apis: Iterable[Api], registry: HealthRegistry, tenants: Iterable[TenantSpec] | None = None
+    apis: Iterable[Api],
+    registry: HealthRegistry,
+    tenants: Iterable[TenantSpec] | None = None,
+    *,
+    attachments: Iterable[AttachmentSpec] = (),
+    services: Mapping[str, Any] | None = None,
+    plans: Mapping[str, PlanSpec] | None = None,
+    tenant_versions: Mapping[str, int] | None = None,
 ) -> GatewaySnapshot:
+    """A snapshot from plain specs. ``attachments`` adds tenant-wide or consumer-scoped policies."""
     apis = list(apis)
+    specs = list(attachments)
+    infos = []
     tenant_specs = list(tenants) if tenants is not None else [TenantSpec(tenant_id="t1", hosts=(), is_default=True)]
     upstream_specs = []
     api_specs = []
@@ -68,9 +84,29 @@ def build_snapshot(
                 passive_failure_threshold=api.passive_failure_threshold,
             )
         )
+        api_id = api.api_id or f"a{index}"
+        for n, policy in enumerate(api.policies):
+            if isinstance(policy, AttachmentSpec):
+                specs.append(policy)
+            else:
+                specs.append(
+                    AttachmentSpec(
+                        id=f"{api_id}-p{n}", policy=policy[0], config=policy[1], tenant_id=api.tenant, api_id=api_id
+                    )
+                )
+        infos.append(
+            ApiInfo(
+                api_id=api_id,
+                tenant_id=api.tenant,
+                name=api_id,
+                base_path=api.base_path,
+                openapi=api.openapi,
+                route_patterns=tuple((p, frozenset(m)) for p, m in api.routes),
+            )
+        )
         api_specs.append(
             ApiSpec(
-                api_id=f"a{index}",
+                api_id=api_id,
                 tenant_id=api.tenant,
                 base_path=api.base_path,
                 hosts=api.hosts,
@@ -81,6 +117,24 @@ def build_snapshot(
                 ),
             )
         )
+    versions = dict(tenant_versions or {})
+    for api in apis:
+        versions.setdefault(api.tenant, 1)
+    extra = {"plans": dict(plans or {}), "tenant_versions": versions}
+    chains = compile_chains(infos, specs, services=services or {}, extra=extra)
+    api_specs = [
+        ApiSpec(
+            api_id=a.api_id,
+            tenant_id=a.tenant_id,
+            base_path=a.base_path,
+            hosts=a.hosts,
+            strip_base_path=a.strip_base_path,
+            upstream_id=a.upstream_id,
+            routes=a.routes,
+            extra=chains.get(str(a.api_id)),
+        )
+        for a in api_specs
+    ]
     registry.sync(upstream_specs)
     balancers = build_balancers(upstream_specs, registry)
     upstreams = {
@@ -91,7 +145,9 @@ def build_snapshot(
         )
         for spec in upstream_specs
     }
-    return GatewaySnapshot(router=RouteTable(tenant_specs, api_specs), upstreams=upstreams)
+    return GatewaySnapshot(
+        router=RouteTable(tenant_specs, api_specs), upstreams=upstreams, tenant_versions=versions
+    )
 
 
 class GatewayHarness:
@@ -100,6 +156,7 @@ class GatewayHarness:
         self.snapshot: GatewaySnapshot | None = None
         self._client: UpstreamClient | None = None
         self.client_kind = client_kind
+        self.services: Mapping[str, Any] = {}  # policy runtime services (key store, limiter) for configure()
         self.proxy = HttpProxy(
             snapshot=lambda: self.snapshot,
             client=self._get_client,
@@ -117,8 +174,24 @@ class GatewayHarness:
             self._client = create_upstream_client(self.client_kind)
         return self._client
 
-    def configure(self, *apis: Api, tenants: Iterable[TenantSpec] | None = None) -> GatewaySnapshot:
-        self.snapshot = build_snapshot(apis, self.registry, tenants)
+    def configure(
+        self,
+        *apis: Api,
+        tenants: Iterable[TenantSpec] | None = None,
+        attachments: Iterable[AttachmentSpec] = (),
+        services: Mapping[str, Any] | None = None,
+        plans: Mapping[str, PlanSpec] | None = None,
+        tenant_versions: Mapping[str, int] | None = None,
+    ) -> GatewaySnapshot:
+        self.snapshot = build_snapshot(
+            apis,
+            self.registry,
+            tenants,
+            attachments=attachments,
+            services=services if services is not None else self.services,
+            plans=plans,
+            tenant_versions=tenant_versions,
+        )
         return self.snapshot
 
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

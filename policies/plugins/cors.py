@@ -1,0 +1,22 @@
+"""cors: PLACEHOLDER — being implemented in this session; refuses every config until then."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from policies.base import CompileEnv, ConfigError, Handler, Policy
+
+
+class CorsPolicy(Policy):
+    name = "cors"
+    title = "CORS"
+    priority = 2100
+    schema: Any = {"type": "object"}
+
+    @classmethod
+    def parse(cls, config: Any) -> Any:
+        raise ConfigError("", "the cors policy is not available yet")
+
+    @classmethod
+    def compile(cls, parsed: Any, env: CompileEnv) -> Handler:
+        raise NotImplementedError

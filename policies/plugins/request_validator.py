@@ -1,0 +1,22 @@
+"""request-validator: PLACEHOLDER — being implemented in this session; refuses every config until then."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from policies.base import CompileEnv, ConfigError, Handler, Policy
+
+
+class RequestValidatorPolicy(Policy):
+    name = "request-validator"
+    title = "Request validator"
+    priority = 700
+    schema: Any = {"type": "object"}
+
+    @classmethod
+    def parse(cls, config: Any) -> Any:
+        raise ConfigError("", "the request-validator policy is not available yet")
+
+    @classmethod
+    def compile(cls, parsed: Any, env: CompileEnv) -> Handler:
+        raise NotImplementedError
