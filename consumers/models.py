@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 
 from django.conf import settings
@@ -12,6 +13,24 @@ from django.utils import timezone
 
 from apim.models import API, TenantOwned
 from apim.validators import validate_name, validate_scopes
+
+_GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,63}$")
+MAX_CONSUMER_GROUPS = 50
+
+
+def validate_groups(value: object) -> None:
+    """Consumer groups (``["gold", "internal"]``): what acl policies allow or deny by."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError('Groups must be a list of names, e.g. ["gold", "internal"].', code="groups_not_list")
+    if len(value) > MAX_CONSUMER_GROUPS:
+        raise ValidationError(f"A consumer may be in at most {MAX_CONSUMER_GROUPS} groups.", code="groups_too_many")
+    for group in value:
+        if not _GROUP_RE.match(group):
+            raise ValidationError(
+                f"{group!r} is not a valid group: 1-64 letters, digits and : . _ -", code="group_invalid"
+            )
+    if len(set(value)) != len(value):
+        raise ValidationError("Groups lists the same group twice.", code="groups_duplicate")
 
 
 class ConsumerStatus(models.TextChoices):
@@ -35,6 +54,12 @@ class Consumer(TenantOwned):
         blank=True,
         related_name="consumers",
         help_text="The portal account that manages this consumer, if any.",
+    )
+    groups = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_groups],
+        help_text='Groups acl policies allow or deny by, e.g. ["gold", "internal"].',
     )
 
     class Meta:

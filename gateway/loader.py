@@ -29,6 +29,7 @@ from gateway.upstream.base import Timeouts
 from gateway.upstream_spec import TargetSpec, UpstreamSpec
 from policies.base import ApiInfo
 from policies.engine import AttachmentSpec, PlanSpec, compile_chains
+from policies.keystore import KeyRecord
 from policies.models import PolicyAttachment
 
 
@@ -202,3 +203,121 @@ def load_snapshot(registry: HealthRegistry, services: Mapping[str, Any] | None =
         tenant_versions=tenant_versions,
     )
     return Loaded(snapshot=snapshot, fingerprint=fingerprint)
+
+
+def consumer_lookup(tenant_id: str, name: str) -> tuple[int, tuple[str, str, str, list[str]] | None] | None:
+    """A consumer of a tenant by name, with the tenant's config version read in the same statement.
+
+    For the JWT consumer directory (``policies.consumer_directory``) on a cache
+    miss. Returns ``None`` when the tenant does not exist, else ``(version,
+    consumer)`` where ``consumer`` is ``(id, name, status, groups)`` or ``None``.
+    One statement, so the version tags exactly the state that was read: a
+    change committed afterwards bumps the version past the cached entry.
+    """
+    from django.db.models import JSONField, OuterRef, Subquery
+
+    from consumers.models import Consumer
+
+    close_old_connections()
+    match = Consumer.objects.filter(tenant_id=OuterRef("pk"), name=name)
+    row = (
+        Tenant.objects.filter(pk=tenant_id)
+        .annotate(
+            c_id=Subquery(match.values("pk")[:1]),
+            c_status=Subquery(match.values("status")[:1]),
+            c_groups=Subquery(match.values("groups")[:1], output_field=JSONField()),
+        )
+        .values_list("config_version", "c_id", "c_status", "c_groups")
+        .first()
+    )
+    if row is None:
+        return None
+    version, consumer_id, status, groups = row
+    if consumer_id is None:
+        return version, None
+    return version, (str(consumer_id), name, status, list(groups or []))
+
+
+def api_key_lookup(key_id: str) -> KeyRecord | None:
+    """An API key by its public id, for the key store (``policies.keystore``) on a cache miss.
+
+    The key row, its consumer and its tenant's ``config_version`` come from one
+    statement (a join), so the version tags exactly the key state that was
+    read: a revoke or rotation committed afterwards bumps the version past the
+    cached record. Allowed APIs and active subscriptions are read right after;
+    anything changed in between also bumped the version, so the record is at
+    worst re-read once more, never trusted beyond its version.
+    """
+    from consumers.models import APIKey, Consumer, Subscription, SubscriptionStatus
+
+    close_old_connections()
+    # Consumer groups (acl) are read in the same statement when the model has them.
+    has_groups = any(f.name == "groups" for f in Consumer._meta.get_fields())
+    key = (
+        APIKey.objects.select_related("tenant", "consumer")
+        .only(
+            "key_id",
+            "digest",
+            "pepper_id",
+            "tenant_id",
+            "consumer_id",
+            "application_id",
+            "scopes",
+            "expires_at",
+            "active",
+            "tenant__config_version",
+            "consumer__name",
+            "consumer__status",
+            *(("consumer__groups",) if has_groups else ()),
+        )
+        .filter(key_id=key_id)
+        .first()
+    )
+    if key is None:
+        return None
+    consumer = key.consumer
+    allowed = key.allowed_apis.values_list("pk", flat=True)
+    subscriptions = Subscription.objects.filter(
+        application_id=key.application_id, status=SubscriptionStatus.ACTIVE
+    ).values_list("api_id", "pk", "plan_id")
+    return KeyRecord(
+        key_id=key.key_id,
+        digest=key.digest,
+        pepper_id=key.pepper_id,
+        tenant_id=str(key.tenant_id),
+        consumer_id=str(key.consumer_id),
+        consumer_name=consumer.name,
+        consumer_active=consumer.status == "active",
+        application_id=str(key.application_id),
+        scopes=frozenset(key.scopes or ()),
+        allowed_api_ids=frozenset(str(pk) for pk in allowed),
+        expires_at=key.expires_at.timestamp() if key.expires_at is not None else None,
+        active=key.active,
+        subscriptions={str(api_id): (str(pk), str(plan_id)) for api_id, pk, plan_id in subscriptions},
+        groups=frozenset(getattr(consumer, "groups", None) or ()),
+        version=key.tenant.config_version,
+    )
+
+
+def api_keys_touch(key_ids: list[str], when: float) -> int:
+    """Record that these keys were used (``last_used_at``), in batches; no audit, no config bump.
+
+    Written by the key store's periodic flush, never per request. Not a config
+    change: bumping the tenant's version here would reload every gateway each
+    minute. A later time never moves backwards across workers.
+    """
+    from django.db.models import Q
+
+    from consumers.models import APIKey
+
+    close_old_connections()
+    at = datetime.fromtimestamp(when, tz=UTC)
+    updated = 0
+    for start in range(0, len(key_ids), 500):
+        batch = key_ids[start : start + 500]
+        updated += (
+            APIKey.objects.filter(key_id__in=batch)
+            .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=at))
+            .update(last_used_at=at)
+        )
+    return updated

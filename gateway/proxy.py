@@ -26,6 +26,7 @@ passive health: only what the upstream did counts against it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -56,7 +57,9 @@ from gateway.upstream.base import (
 )
 from policies.base import Denial
 from policies.context import DEFAULT_MAX_BUFFERED_BODY, BodyTooLarge, ClientGone, RequestContext, ResponseHead
-from policies.engine import PolicyChain, Reply
+from policies.engine import POLICY_UNAVAILABLE, PolicyChain, Reply
+
+logger = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -204,6 +207,11 @@ class HttpProxy:
         except ClientGone:
             ctx.deny_reason = "client_disconnected"
             return True
+        except Exception:
+            # A policy bug must not become a 500 or a dropped connection: refuse this
+            # request with the envelope (fail closed) and leave the trace in the log.
+            logger.exception("policy chain of API %s failed", ctx.api_id)
+            result = POLICY_UNAVAILABLE
         if result is None:
             return False
         await _answer(send, result, ctx, head)
@@ -243,7 +251,11 @@ class HttpProxy:
         if chain is None or chain.preflight is None:
             return False
         ctx = self._context(scope, receive, match, target, headers, host, rid, None, False)
-        result = await chain.preflight.request(ctx)
+        try:
+            result = await chain.preflight.request(ctx)
+        except Exception:
+            logger.exception("CORS preflight of API %s failed", ctx.api_id)
+            result = POLICY_UNAVAILABLE
         if result is None:
             return False
         await _answer(send, result, ctx, False)
@@ -277,7 +289,9 @@ class HttpProxy:
             buffered = ctx.body
             max_body = ctx.max_body
             if buffered is not None:
-                content_length = len(buffered)
+                # A policy read the body: forward exactly those bytes, framed by length
+                # (no framing at all for a bodyless request that never declared one).
+                content_length = len(buffered) if buffered or content_length is not None else None
                 has_body = bool(buffered)
         upstream_id = match.entry.upstream_id
         upstream = snapshot.upstreams.get(upstream_id) if upstream_id is not None else None  # type: ignore[call-overload]
@@ -489,7 +503,9 @@ async def _answer(
     if isinstance(result, Reply):
         if ctx is not None and result.reason:
             ctx.deny_reason = result.reason
-        headers = [*result.headers, *queued, (b"content-length", str(len(result.body)).encode())]
+        headers = [*result.headers, *queued]
+        if result.status not in _NO_BODY_STATUSES:
+            headers.append((b"content-length", str(len(result.body)).encode()))
         if ctx is not None:
             headers.append((b"x-request-id", ctx.request_id))
         await send({"type": "http.response.start", "status": result.status, "headers": headers})

@@ -15,7 +15,9 @@ import gc
 import logging
 import os
 import socket
+import threading
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gateway.config import GatewaySnapshot
@@ -35,6 +37,8 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 HEALTH_REPORT_INTERVAL = 5.0
+# Threads for policy lookups on a cache miss (API keys, consumers): each may hold a database connection.
+POLICY_IO_THREADS = 4
 
 
 class GatewayRuntime:
@@ -55,6 +59,7 @@ class GatewayRuntime:
         self.registry = HealthRegistry()
         self._client: UpstreamClient | None = None
         self.checker = ActiveHealthChecker(self.registry, self._probe)
+        self._policy_io = ThreadPoolExecutor(max_workers=POLICY_IO_THREADS, thread_name_prefix="apim-policy-io")
         self.policy_services = PolicyServices(run_in_thread=self._run_policy_io)
         services = self.policy_services.mapping()
         self.watcher: ConfigWatcher[GatewaySnapshot] = ConfigWatcher(
@@ -74,8 +79,30 @@ class GatewayRuntime:
         self.websocket = WebSocketProxy(snapshot=lambda: self.watcher.current, trusted_proxies=trusted_proxies)
 
     async def _run_policy_io(self, fn: Callable[[], Any]) -> Any:
-        """Blocking lookups for policies (a key-cache miss) on the loader's thread and connection."""
-        return await self.watcher.run_in_thread(fn)
+        """Blocking lookups for policies (a key-cache miss) on their own small pool.
+
+        Not the loader's thread: a slow snapshot rebuild must not hold up the
+        requests waiting on a key lookup, nor they the rebuild.
+        """
+        return await asyncio.get_running_loop().run_in_executor(self._policy_io, fn)
+
+    async def _close_policy_io(self) -> None:
+        """Close each policy thread's database connection in that thread, then end the pool.
+
+        Django connections belong to the thread that opened them; the barrier
+        makes every thread of the pool run exactly one of the release calls.
+        """
+        barrier = threading.Barrier(POLICY_IO_THREADS, timeout=5)
+
+        def release() -> None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+            self._loader.release_connections()
+
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*(loop.run_in_executor(self._policy_io, release) for _ in range(POLICY_IO_THREADS)))
+        self._policy_io.shutdown(wait=False)
 
     def client(self) -> UpstreamClient:
         if self._client is None:
@@ -158,6 +185,7 @@ class GatewayRuntime:
                 await self.watcher.stop()
                 await self.checker.stop()
                 await self.policy_services.stop()
+                await self._close_policy_io()
                 if self._client is not None:
                     await self._client.aclose()
                 await self.websocket.aclose()

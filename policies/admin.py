@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin
+from django.utils.html import format_html, format_html_join
 
 from apim.admin.mixins import ModelService, TenantScopedAdmin
+from policies import registry
 from policies.models import PolicyAttachment
 from policies.services import policy_attachment_delete, policy_attachment_save
 
@@ -16,13 +20,14 @@ class PolicyAttachmentAdmin(TenantScopedAdmin):
     list_select_related = ("api", "consumer", "tenant")
     search_fields = ("policy", "api__name", "consumer__name", "tenant__slug")
     autocomplete_fields = ("api", "consumer")
-    readonly_fields = ("scope", "created_at", "updated_at")
+    readonly_fields = ("scope", "config_reference", "created_at", "updated_at")
     fields = (
         "tenant",
         "policy",
         "api",
         "consumer",
         "config",
+        "config_reference",
         "enabled",
         "priority",
         "scope",
@@ -34,3 +39,32 @@ class PolicyAttachmentAdmin(TenantScopedAdmin):
     @admin.display(description="Scope")
     def scope(self, obj: PolicyAttachment) -> str:
         return obj.scope
+
+    @admin.display(description="Config reference")
+    def config_reference(self, obj: PolicyAttachment | None) -> str:
+        """Each policy type's config fields, from its own JSON Schema (the one saving validates against)."""
+        types = registry.policy_types()
+        chosen = [types[obj.policy]] if obj is not None and obj.policy in types else list(types.values())
+        blocks = []
+        for cls in chosen:
+            rows = format_html_join(
+                "",
+                "<li><code>{}</code> — {}</li>",
+                (
+                    (name, field.get("description", json.dumps(field)[:200]))
+                    for name, field in cls.schema.get("properties", {}).items()
+                ),
+            )
+            blocks.append(
+                format_html(
+                    "<details{}><summary><b>{}</b> ({}, priority {}) — on store failure: {}</summary>"
+                    "<ul>{}</ul></details>",
+                    " open" if len(chosen) == 1 else "",
+                    cls.name,
+                    cls.title,
+                    cls.priority,
+                    cls.on_store_failure,
+                    rows,
+                )
+            )
+        return format_html_join("", "{}", ((b,) for b in blocks))

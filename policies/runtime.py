@@ -22,7 +22,12 @@ from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
 
-SERVICE_FACTORIES: dict[str, str] = {}
+SERVICE_FACTORIES: dict[str, str] = {
+    "consumers": "policies.consumer_directory.ConsumerDirectory",
+    "jwks": "policies.jwks.JwksCache",
+    "keys": "policies.keystore.create_key_store",
+    "limiter": "policies.limits.store.create_limiter",
+}
 
 
 class PolicyServices:

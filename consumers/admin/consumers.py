@@ -51,7 +51,7 @@ class ConsumerAdmin(TenantScopedAdmin):
     list_select_related = ("tenant",)
     search_fields = ("name", "organization", "email", "tenant__slug")
     readonly_fields = ("status", "created_at", "updated_at")
-    fields = ("tenant", "name", "organization", "email", "user", "status", "created_at", "updated_at")
+    fields = ("tenant", "name", "organization", "email", "user", "groups", "status", "created_at", "updated_at")
     inlines = (ApplicationInline,)
     service = ModelService(arg="consumer", save=consumer_save, delete=consumer_delete)
     actions = [service_action(SUSPEND), service_action(ACTIVATE)]

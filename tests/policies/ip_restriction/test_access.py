@@ -52,8 +52,6 @@ def test_behind_a_trusted_proxy_the_rightmost_untrusted_hop_is_the_client(echo_s
 
 
 def test_other_apis_are_not_affected(gateway, echo_server, http):
-    gateway.configure(
-        _api(echo_server, deny=["127.0.0.0/8"]), Api(base_path="/open", targets=[echo_server.origin])
-    )
+    gateway.configure(_api(echo_server, deny=["127.0.0.0/8"]), Api(base_path="/open", targets=[echo_server.origin]))
     assert http.get(f"{gateway.url}/svc/x").status_code == 403
     assert http.get(f"{gateway.url}/open/x").status_code == 200
