@@ -293,10 +293,13 @@ class HttpProxy:
                 # (no framing at all for a bodyless request that never declared one).
                 content_length = len(buffered) if buffered or content_length is not None else None
                 has_body = bool(buffered)
+        # Headers the policies queued for every answer (rate-limit state, CORS) go out
+        # on the gateway's own upstream errors too: a browser must be able to read a 502.
+        queued = ctx.response_headers if ctx is not None and ctx.response_headers else None
         upstream_id = match.entry.upstream_id
         upstream = snapshot.upstreams.get(upstream_id) if upstream_id is not None else None  # type: ignore[call-overload]
         if upstream is None:
-            await send_error(send, "no_healthy_target", rid, head=head)
+            await send_error(send, "no_healthy_target", rid, head=head, extra_headers=queued)
             return
         peer = (scope.get("client") or ("unknown", 0))[0]
         client_ip = ctx.client_ip if ctx is not None else client_address(peer, headers, self._trusted)
@@ -322,7 +325,7 @@ class HttpProxy:
             attempt += 1
             lease = balancer.pick(client_ip, tried)
             if lease is None:
-                await send_error(send, "no_healthy_target", rid, head=head)
+                await send_error(send, "no_healthy_target", rid, head=head, extra_headers=queued)
                 return
             tried.add(lease.url)
             spec = lease.spec
@@ -375,7 +378,7 @@ class HttpProxy:
                     code = "upstream_unreachable"
                 else:
                     code = "upstream_error"
-                await send_error(send, code, rid, head=head)
+                await send_error(send, code, rid, head=head, extra_headers=queued)
                 return
             break
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from .env import BASE_DIR, env, parse_database_url
+from .env import BASE_DIR, EnvError, env, parse_database_url
 
 APIM_ENV = env.apim_env
 DATA_DIR = env.data_dir
@@ -207,3 +207,10 @@ LOGGING = {
 from policies.registry import DEFAULT_POLICIES  # noqa: E402
 
 APIM_POLICIES: list[str] = list(DEFAULT_POLICIES)
+# Rate limits and quotas: a Redis of their own if set, else REDIS_URL, else an in-process store per worker.
+APIM_RATELIMIT_REDIS_URL = env.get_str("APIM_RATELIMIT_REDIS_URL", REDIS_URL)
+APIM_RATELIMIT_KEY_PREFIX = env.get_str("APIM_RATELIMIT_KEY_PREFIX", "apim:rl:")
+# What plan limits and quotas do when their store is unreachable: "open" (admit) or "closed" (503).
+APIM_RATE_LIMIT_FAIL_MODE = env.get_str("APIM_RATE_LIMIT_FAIL_MODE", "open")
+if APIM_RATE_LIMIT_FAIL_MODE not in ("open", "closed"):
+    raise EnvError(f"APIM_RATE_LIMIT_FAIL_MODE must be 'open' or 'closed', not {APIM_RATE_LIMIT_FAIL_MODE!r}")

@@ -4,8 +4,8 @@ Creates, through the services (so everything is validated and audited): the
 tenant ``demo`` serving localhost and unmatched hosts, its owner ``admin`` (a
 staff user, not a superuser), an upstream ``echo`` pointing at the web
 process's built-in echo endpoint, the published API ``echo`` v1 at ``/echo``,
-a consumer with an application, a plan with an active subscription, and one
-API key. All of it in one transaction: a half-seeded demo is worse than none.
+a consumer with an application, a plan with an active subscription, key
+authentication on the API, and one API key. All of it in one transaction: a half-seeded demo is worse than none.
 
 The admin password and the key are printed once, after commit: they are
 stored only as hashes, and printing before commit could show a key that a
@@ -27,6 +27,8 @@ from apim.models import Tenant
 from apim.services.catalog import api_create, api_publish, upstream_create
 from apim.services.tenants import tenant_create_with_admin
 from consumers.services import api_key_issue, application_create, consumer_create, plan_create, subscription_create
+from policies.models import PolicyAttachment
+from policies.services import policy_attachment_save
 
 ADMIN_USERNAME = "admin"
 
@@ -89,6 +91,10 @@ def seed() -> Seeded:
         actor=admin,
     )
     subscription_create(application=application, api=api, plan=plan, actor=admin)
+    # The demo API takes keys: the plan's limits then apply to the demo key's subscription.
+    policy_attachment_save(
+        attachment=PolicyAttachment(tenant=tenant, api=api, policy="key-auth", config={}), actor=admin
+    )
     issued = api_key_issue(application=application, name="demo key", actor=admin)
     return Seeded(
         password=None if existing_admin else password,

@@ -4,6 +4,7 @@ worker picks up a change made by another process (a management command) on its o
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -30,15 +31,25 @@ def local_install(tmp_path):
     env.update({"APIM_DATA_DIR": str(tmp_path), "APIM_ENV": "local", "APIM_GATEWAY_POLL_INTERVAL": "0.2"})
     web_port = free_port()
     env["APIM_WEB_PORT"] = str(web_port)
-    for argv in (["migrate", "-v0"], ["seed_demo"]):
+    outputs = [
         subprocess.run(
-            [sys.executable, "manage.py", *argv], cwd=BASE_DIR, env=env, check=True, timeout=120, capture_output=True
-        )
-    return env, web_port
+            [sys.executable, "manage.py", *argv],
+            cwd=BASE_DIR,
+            env=env,
+            check=True,
+            timeout=120,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for argv in (["migrate", "-v0"], ["seed_demo"])
+    ]
+    key = re.search(r"Demo API key\s*:\s*(apim_\w+)", outputs[1])
+    assert key, outputs[1]
+    return env, web_port, {"X-API-Key": key.group(1)}
 
 
 def test_two_workers_serve_and_both_reload(local_install):
-    env, web_port = local_install
+    env, web_port, key = local_install
     gw_port = free_port()
     web = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "apim.asgi:application", "--port", str(web_port), "--lifespan", "off"],
@@ -62,15 +73,21 @@ def test_two_workers_serve_and_both_reload(local_install):
             status = None
             while time.monotonic() < deadline:
                 try:
-                    status = http.get(f"{url}/echo/hello").status_code
+                    status = http.get(f"{url}/echo/hello", headers=key).status_code
                 except httpx.TransportError:
                     status = None
                 if status == 200:
                     break
                 time.sleep(0.2)
             assert status == 200
-            # New connections each time, so both workers answer over the series.
-            assert {httpx.get(f"{url}/echo/x", trust_env=False).status_code for _ in range(20)} == {200}
+            # New connections each time, so both workers answer over the series (paced under
+            # the demo plan's 10 requests a second).
+            seen = set()
+            for _ in range(20):
+                seen.add(httpx.get(f"{url}/echo/x", headers=key, trust_env=False).status_code)
+                time.sleep(0.15)
+            assert seen == {200}
+            assert httpx.get(f"{url}/echo/x", trust_env=False).status_code == 401  # the demo API takes keys
 
             for action in ("deprecate", "retire"):
                 subprocess.run(
