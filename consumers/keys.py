@@ -90,7 +90,8 @@ def digest(plaintext: str, *, pepper_id: str | None = None) -> str:
         pepper = settings.APIM_KEY_PEPPERS[pid]
     except KeyError:
         raise LookupError(f"API key pepper {pid!r} is not configured") from None
-    return hmac.new(pepper.encode(), plaintext.encode(), hashlib.sha256).hexdigest()
+    # hmac.digest is the one-shot C implementation: the gateway computes this on every request.
+    return hmac.digest(pepper.encode(), plaintext.encode(), hashlib.sha256).hex()
 
 
 def matches(plaintext: str, *, stored_digest: str, pepper_id: str) -> bool:

@@ -196,6 +196,25 @@ _FORWARDING = frozenset(
 )
 
 
+_DROP_SETS: dict[frozenset[bytes], frozenset[bytes]] = {}
+
+
+def request_drop_set(extra: frozenset[bytes]) -> frozenset[bytes]:
+    """The names never forwarded upstream plus ``extra``; one union per distinct ``extra``, then cached.
+
+    ``extra`` comes from code (framing, a policy's credential header names), never
+    from a client, so the cache stays as small as the configuration.
+    """
+    if not extra:
+        return _REQUEST_DROP
+    drop = _DROP_SETS.get(extra)
+    if drop is None:
+        if len(_DROP_SETS) > 1024:
+            _DROP_SETS.clear()
+        drop = _DROP_SETS[extra] = _REQUEST_DROP | extra
+    return drop
+
+
 def upstream_request_headers(
     incoming: Sequence[tuple[bytes, bytes]],
     *,
@@ -212,7 +231,7 @@ def upstream_request_headers(
     runs on every request); names named in ``Connection`` are removed after it.
     """
     peer_trusted = trusted.trusts(seen.peer)
-    drop = _REQUEST_DROP | remove if remove else _REQUEST_DROP
+    drop = request_drop_set(remove)
     out: Headers = []
     named: list[bytes] | None = None
     forwarding: dict[bytes, list[bytes]] = {}

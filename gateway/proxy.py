@@ -316,6 +316,7 @@ class HttpProxy:
         forwarded_path = canonical.raw_upstream(match.entry.strip_segments)
         if query:
             forwarded_path += b"?" + query
+        remove = _REPLACED_FRAMING if ctx is None or not ctx.drop_headers else _REPLACED_FRAMING | ctx.drop_headers
         body = RequestBody(receive)
         client = self._client()
         balancer = upstream.balancer
@@ -331,7 +332,7 @@ class HttpProxy:
             spec = lease.spec
             upstream_target = forwarded_path if not spec.path_prefix else spec.path_prefix + forwarded_path
             out_headers = upstream_request_headers(
-                headers, seen=seen, upstream_host=spec.host_header, trusted=self._trusted, remove=_REPLACED_FRAMING
+                headers, seen=seen, upstream_host=spec.host_header, trusted=self._trusted, remove=remove
             )
             if content_length is not None:
                 out_headers.append((b"content-length", str(content_length).encode()))

@@ -90,6 +90,7 @@ class RequestContext:
         "client_ip",
         "content_length",
         "deny_reason",
+        "drop_headers",
         "has_body",
         "headers",
         "host",
@@ -143,6 +144,9 @@ class RequestContext:
         self.identity: Identity | None = None
         self.response_headers: Headers = []  # added to whatever answer the client gets
         self.upstream_headers: Headers = []  # added to the forwarded request (identity headers)
+        # Request header names (lowercase) not to forward, e.g. the credential key-auth consumed;
+        # cheaper than copying the header list, the proxy filters in its single pass.
+        self.drop_headers: frozenset[bytes] = frozenset()
         self.deny_reason: str | None = None
         self.body: bytes | None = None  # set once a policy buffered the request body
         self.max_body: int | None = None  # set by request-size-limit

@@ -57,7 +57,11 @@ class RequestTransformerHandler(Handler):
 
     async def request(self, ctx: RequestContext) -> Denial | None:
         if self._headers is not None:
-            ctx.headers = apply_header_ops(ctx.headers, self._headers)
+            headers = ctx.headers
+            if ctx.drop_headers:
+                # A consumed credential must not come back under another name (rename/copy).
+                headers = [item for item in headers if item[0] not in ctx.drop_headers]
+            ctx.headers = apply_header_ops(headers, self._headers)
         if self._query is not None:
             ctx.query = apply_query_ops(ctx.query, self._query)
         if (

@@ -5,6 +5,11 @@ from __future__ import annotations
 import base64
 import json
 
+from consumers.services import api_key_issue
+from gateway.loader import api_key_lookup
+from gateway.snapshot import TenantSpec
+from policies.keystore import KeyStore
+from tests.factories import ApplicationFactory, TenantFactory
 from tests.gateway.harness import Api
 
 
@@ -116,3 +121,30 @@ def test_json_edits_are_bounded_by_the_size_limit(gateway, echo_server, http):
 
     response = http.post(f"{gateway.url}/svc/j", content=parts(), headers={"Content-Type": "application/json"})
     assert response.status_code == 413
+
+
+
+def test_a_consumed_api_key_cannot_be_renamed_back_to_the_upstream(transactional_db, gateway, echo_server, http):
+    """key-auth hides the key; a transformer renaming its header must not resurrect it under another name."""
+    tenant = TenantFactory()
+    issued = api_key_issue(application=ApplicationFactory(consumer__tenant=tenant), actor=None)
+    tid = str(tenant.pk)
+    gateway.configure(
+        Api(
+            base_path="/svc",
+            targets=[echo_server.origin],
+            tenant=tid,
+            policies=[
+                ("key-auth", {"require_subscription": False}),
+                ("request-transformer", {"rename": {"headers": {"X-API-Key": "X-Leaked"}}}),
+            ],
+        ),
+        tenants=[TenantSpec(tenant_id=tid, is_default=True)],
+        services={"keys": KeyStore(lookup=api_key_lookup)},
+        tenant_versions={tid: tenant.config_version},
+    )
+    response = http.get(f"{gateway.url}/svc/x", headers={"X-API-Key": issued.plaintext})
+    assert response.status_code == 200, response.text
+    assert _values(response.json(), "x-leaked") == []
+    assert _values(response.json(), "x-api-key") == []
+    assert issued.plaintext not in response.text
