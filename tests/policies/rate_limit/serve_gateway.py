@@ -22,7 +22,14 @@ def main() -> None:
     from tests.gateway.harness import Api, GatewayHarness
 
     config = json.loads(sys.argv[1])
-    limiter = RedisLimiter(config["redis"], prefix=config["prefix"])
+    # Generous store deadlines: this process serves an exactness test on a shared, busy machine,
+    # where a slow round trip must not be mistaken for a dead Redis (which would fail open).
+    limiter = RedisLimiter(
+        config["redis"],
+        prefix=config["prefix"],
+        socket_timeout=config.get("socket_timeout", 10.0),
+        round_trip_timeout=config.get("round_trip_timeout", 15.0),
+    )
     harness = GatewayHarness().start()
     policy = ("rate-limit", {"limits": config["limits"], "limit_by": "ip"})
     harness.configure(
