@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from email.utils import formatdate
 from typing import Any
 
+from gateway.usage import UsageTrace
+
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 # code -> (status, message). Messages never echo client input.
@@ -62,6 +64,8 @@ async def send_error(
 ) -> int:
     """Send a complete error response; returns its status."""
     status, body = envelope(code, request_id, message=message, details=details, status=status)
+    if type(send) is UsageTrace:
+        send.error_code = code  # the usage record's deny_reason when no policy set a finer one
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

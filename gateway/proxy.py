@@ -55,6 +55,7 @@ from gateway.upstream.base import (
     UpstreamProtocolError,
     UpstreamTimeout,
 )
+from gateway.usage import Record, UsageTrace
 from policies.base import Denial
 from policies.context import DEFAULT_MAX_BUFFERED_BODY, BodyTooLarge, ClientGone, RequestContext, ResponseHead
 from policies.engine import POLICY_UNAVAILABLE, PolicyChain, Reply
@@ -93,13 +94,27 @@ class HttpProxy:
         client: Callable[[], UpstreamClient],
         trusted_proxies: TrustedProxies,
         reserved: Callable[[Scope, Send], Awaitable[None]],
+        usage: Record | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._client = client
         self._trusted = trusted_proxies
         self._reserved = reserved
+        self._usage = usage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request; with a usage recorder, also leave one usage record (reserved paths excepted)."""
+        if self._usage is None:
+            await self._handle(scope, receive, send, None)
+            return
+        trace = UsageTrace(send)
+        try:
+            await self._handle(scope, receive, trace, trace)
+        finally:
+            if not trace.reserved:
+                trace.emit(self._usage, scope)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, trace: UsageTrace | None) -> None:
         started = time.perf_counter_ns()
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         # One pass over the request headers for everything the gateway itself needs.
@@ -107,6 +122,7 @@ class HttpProxy:
         lengths: list[bytes] = []
         chunked = False
         client_rid: bytes | None = None
+        user_agent = b""
         for name, value in headers:
             if name == b"host":
                 host = value
@@ -116,14 +132,22 @@ class HttpProxy:
                 chunked = True
             elif name == b"x-request-id":
                 client_rid = value
+            elif name == b"user-agent":
+                user_agent = value
         rid = safe_request_id(client_rid) or new_request_id()
         method: str = scope["method"]
         head = method == "HEAD"
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("latin-1")
 
         if raw_path.startswith(b"/__apim"):
+            if trace is not None:
+                trace.reserved = True
             await self._reserved(scope, send)
             return
+        if trace is not None:
+            trace.request_id = rid
+            trace.user_agent = user_agent
+            trace.path = raw_path.decode("latin-1")  # replaced by the canonical path once there is one
         try:
             target = canonicalize(raw_path, scope.get("query_string", b""))
         except BadTarget as exc:
@@ -147,6 +171,8 @@ class HttpProxy:
         if snapshot is None:
             await send_error(send, "not_ready", rid, head=head)
             return
+        if trace is not None:
+            trace.path = target.path
         if method == "OPTIONS" and await self._preflight(scope, receive, send, snapshot, host, target, rid):
             return
         match = snapshot.router.lookup(host, method, target.path)
@@ -161,10 +187,28 @@ class HttpProxy:
         ctx = None
         if chain is not None:
             ctx = self._context(scope, receive, match, target, headers, host, rid, content_length, has_body)
-            if await self._run_request_policies(chain, ctx, send, head):
-                return
+            if trace is not None:
+                trace.ctx = ctx
+                trace.client_ip = ctx.client_ip
+        if trace is not None:
+            trace.match = match
+        if ctx is not None and await self._run_request_policies(chain, ctx, send, head):  # type: ignore[arg-type]
+            return
         await self._forward(
-            scope, receive, send, match, snapshot, target, content_length, has_body, host, rid, started, chain, ctx
+            scope,
+            receive,
+            send,
+            match,
+            snapshot,
+            target,
+            content_length,
+            has_body,
+            host,
+            rid,
+            started,
+            chain,
+            ctx,
+            trace,
         )
 
     def _context(
@@ -276,6 +320,7 @@ class HttpProxy:
         started: int,
         chain: PolicyChain | None = None,
         ctx: RequestContext | None = None,
+        trace: UsageTrace | None = None,
     ) -> None:
         method: str = scope["method"]
         head = method == "HEAD"
@@ -384,6 +429,13 @@ class HttpProxy:
             break
 
         first_byte_at = time.perf_counter_ns()
+        if trace is not None:
+            trace.upstream_target = lease.url
+            trace.upstream_ns = first_byte_at - sent_at
+            trace.gateway_ns = sent_at - started
+            trace.bytes_in = len(buffered) if buffered is not None else body.bytes_received
+            if trace.client_ip is None:
+                trace.client_ip = client_ip
         status = response.status
         lease.report_status(status)
         extra = [

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from analytics.recorder import UsageRecorder
 from gateway.config import GatewaySnapshot
 from gateway.headers import TrustedProxies
 from gateway.health import ActiveHealthChecker, HealthRegistry
@@ -70,11 +71,14 @@ class GatewayRuntime:
             on_swap=self._on_swap,
             release=loader.release_connections,
         )
+        # One usage record per request, buffered in memory and flushed off the request path.
+        self.usage = UsageRecorder.from_settings()
         self.http = HttpProxy(
             snapshot=lambda: self.watcher.current,
             client=self.client,
             trusted_proxies=trusted_proxies,
             reserved=lambda scope, send: serve_reserved(scope, send, status=self.status),
+            usage=self.usage.record,
         )
         self.websocket = WebSocketProxy(snapshot=lambda: self.watcher.current, trusted_proxies=trusted_proxies)
 
@@ -115,6 +119,7 @@ class GatewayRuntime:
             **self.watcher.status(),
             "routes": snapshot.route_count if snapshot else 0,
             "client": self.client_kind,
+            "usage": self.usage.status(),
             "upstreams": self.registry.describe(),
         }
 
@@ -164,6 +169,7 @@ class GatewayRuntime:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.policy_services.start()
+                    await self.usage.start()
                     await self.watcher.start()
                     self.checker.start()
                 except Exception as exc:
@@ -185,6 +191,8 @@ class GatewayRuntime:
                 await self.watcher.stop()
                 await self.checker.stop()
                 await self.policy_services.stop()
+                # Last: every request has finished, so its record is in the buffer (SIGTERM flushes).
+                await self.usage.stop()
                 await self._close_policy_io()
                 if self._client is not None:
                     await self._client.aclose()

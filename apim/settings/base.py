@@ -214,3 +214,34 @@ APIM_RATELIMIT_KEY_PREFIX = env.get_str("APIM_RATELIMIT_KEY_PREFIX", "apim:rl:")
 APIM_RATE_LIMIT_FAIL_MODE = env.get_str("APIM_RATE_LIMIT_FAIL_MODE", "open")
 if APIM_RATE_LIMIT_FAIL_MODE not in ("open", "closed"):
     raise EnvError(f"APIM_RATE_LIMIT_FAIL_MODE must be 'open' or 'closed', not {APIM_RATE_LIMIT_FAIL_MODE!r}")
+
+# Analytics: the usage pipeline (issue 5). Gateway buffer → Redis stream (or the database
+# directly without Redis) → Celery drain → am_usage_records, monthly partitions on PostgreSQL.
+def _usage_int(name: str, default: int, low: int) -> int:
+    value = env.get_int(name, default)
+    if value < low:
+        raise EnvError(f"{name} must be at least {low}, not {value}")
+    return value
+
+
+APIM_USAGE_REDIS_URL = env.get_str("APIM_USAGE_REDIS_URL", REDIS_URL)
+APIM_USAGE_STREAM = env.get_str("APIM_USAGE_STREAM", "apim:usage") or "apim:usage"
+APIM_USAGE_STREAM_GROUP = env.get_str("APIM_USAGE_STREAM_GROUP", "apim-usage-ingest") or "apim-usage-ingest"
+# Stream entries are batches; the approximate MAXLEN only bounds Redis memory in a long database outage.
+APIM_USAGE_STREAM_MAXLEN = _usage_int("APIM_USAGE_STREAM_MAXLEN", 100_000, 1000)
+APIM_USAGE_BUFFER_MAX = _usage_int("APIM_USAGE_BUFFER_MAX", 100_000, 1)  # records in one gateway worker's memory
+APIM_USAGE_SPILL_AFTER = _usage_int("APIM_USAGE_SPILL_AFTER", 10_000, 0)  # kept in memory while the sink is down
+APIM_USAGE_BATCH_SIZE = _usage_int("APIM_USAGE_BATCH_SIZE", 500, 1)
+APIM_USAGE_FLUSH_INTERVAL = _usage_int("APIM_USAGE_FLUSH_INTERVAL_MS", 500, 10) / 1000
+APIM_USAGE_SPILL_DIR = env.get_str("APIM_USAGE_SPILL_DIR") or str(DATA_DIR / "usage-spill")
+APIM_USAGE_SPILL_MAX_BYTES = _usage_int("APIM_USAGE_SPILL_MAX_BYTES", 1024**3, 0)
+APIM_USAGE_DRAIN_COUNT = _usage_int("APIM_USAGE_DRAIN_COUNT", 100, 1)  # stream entries per COPY transaction
+APIM_USAGE_DRAIN_BUDGET = _usage_int("APIM_USAGE_DRAIN_BUDGET_SECONDS", 60, 1)
+APIM_USAGE_DRAIN_INTERVAL = _usage_int("APIM_USAGE_DRAIN_INTERVAL_SECONDS", 2, 1)
+APIM_USAGE_CLAIM_IDLE_MS = _usage_int("APIM_USAGE_CLAIM_IDLE_MS", 60_000, 0)
+APIM_USAGE_PARTITIONS_AHEAD = _usage_int("APIM_USAGE_PARTITIONS_AHEAD", 3, 2)
+APIM_USAGE_RETENTION_MONTHS = _usage_int("APIM_USAGE_RETENTION_MONTHS", 13, 0)  # 0 keeps everything
+CELERY_BEAT_SCHEDULE = {
+    "usage-drain": {"task": "analytics.usage_drain_task", "schedule": float(APIM_USAGE_DRAIN_INTERVAL)},
+    "usage-partitions": {"task": "analytics.usage_partitions_task", "schedule": 3600.0},
+}

@@ -17,6 +17,10 @@ DATABASES["default"].pop("CONN_HEALTH_CHECKS", None)
 if REDIS_URL:
     # Keep test keys apart from anything else on a shared Redis.
     CACHES["default"]["KEY_PREFIX"] = "apim-test"
+    APIM_RATELIMIT_KEY_PREFIX = "apim-test:rl:"
+    # Gateways started by tests record usage here (tests that read records use a stream of their own).
+    APIM_USAGE_STREAM = "apim-test:usage"
+    APIM_USAGE_STREAM_MAXLEN = 1000
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
