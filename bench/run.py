@@ -576,6 +576,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="apim-bench-"))
     children = Children()
     began = time.monotonic()
+    usage_stream: str | None = None
     try:
         ports = {k: free_port() for k in ("upstream", "proxy", "floor", "gateway")}
         upstream = f"http://127.0.0.1:{ports['upstream']}"
@@ -593,8 +594,12 @@ def main() -> int:
         api_key = setup_database(env, upstream)
         limit_store = "redis" if redis_answers(args.redis_url) else "in-process"
         if limit_store == "redis":
+            usage_stream = f"apim-bench:{os.getpid()}:usage"
+            # As in production: limits and usage records go to Redis (the usage stream is deleted at the end).
             env["APIM_RATELIMIT_REDIS_URL"] = args.redis_url
             env["APIM_RATELIMIT_KEY_PREFIX"] = f"apim-bench:{os.getpid()}:"
+            env["APIM_USAGE_REDIS_URL"] = args.redis_url
+            env["APIM_USAGE_STREAM"] = usage_stream
         floor_log = tmp / "floor.out"
         floor = children.start(
             "raw_floor",
@@ -745,7 +750,7 @@ def main() -> int:
                 "threads": {"64": 2, "1": 1},
                 "small_body_bytes": len(SMALL_BODY),
                 "policed_limit_store": limit_store,
-                "policed_note": "(5) has no usage recording yet: that arrives with the analytics issue",
+                "usage_sink": "redis stream" if limit_store == "redis" else "database (SQLite)",
                 "gateway_client": env.get("APIM_GATEWAY_CLIENT", "default setting (aiohttp unless configured)"),
             },
             "servers": servers,
@@ -764,6 +769,11 @@ def main() -> int:
         return 1 if args.strict and not all(t["pass"] for t in target_list) else 0
     finally:
         children.stop_all()
+        if usage_stream is not None:
+            with contextlib.suppress(Exception):
+                import redis
+
+                redis.Redis.from_url(args.redis_url).delete(usage_stream)
         if args.keep_tmp:
             print(f"temp dir kept: {tmp}", file=sys.stderr)
         else:
