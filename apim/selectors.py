@@ -6,7 +6,20 @@ from typing import TYPE_CHECKING
 
 from django.db.models import QuerySet
 
-from apim.models import API, OPERATOR_ROLES, READER_ROLES, ApiStatus, Membership, Tenant
+from apim import tokens
+from apim.models import (
+    API,
+    OPERATOR_ROLES,
+    READER_ROLES,
+    ApiStatus,
+    AuditEvent,
+    Membership,
+    PersonalAccessToken,
+    Route,
+    Target,
+    Tenant,
+    Upstream,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -50,3 +63,52 @@ def tenant_list_for_user(*, user: AbstractBaseUser | AnonymousUser, write: bool 
     if getattr(user, "is_superuser", False):
         return Tenant.objects.all()
     return Tenant.objects.filter(pk__in=tenant_ids_for_user(user, write=write))
+
+
+def access_token_get_by_plaintext(*, plaintext: str) -> PersonalAccessToken | None:
+    """The stored token ``plaintext`` names, if its digest matches (constant-time), whatever its state.
+
+    Callers decide what an inactive or expired token means; a malformed or
+    unknown token is simply None.
+    """
+    parsed = tokens.parse(plaintext)
+    if parsed is None:
+        return None
+    token = PersonalAccessToken.objects.select_related("user").filter(token_id=parsed.token_id).first()
+    if token is None or not tokens.matches(plaintext, stored_digest=token.digest, pepper_id=token.pepper_id):
+        return None
+    return token
+
+
+def access_token_list_for_user(*, user: AbstractBaseUser) -> QuerySet[PersonalAccessToken]:
+    return PersonalAccessToken.objects.filter(user=user).order_by("-created_at")
+
+
+def membership_role(*, user: AbstractBaseUser | AnonymousUser, tenant: Tenant) -> str | None:
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return Membership.objects.filter(user=user, tenant=tenant).values_list("role", flat=True).first()
+
+
+def membership_list(*, tenant: Tenant) -> QuerySet[Membership]:
+    return Membership.objects.filter(tenant=tenant).select_related("user", "tenant").order_by("user__username")
+
+
+def api_list(*, tenant: Tenant) -> QuerySet[API]:
+    return API.objects.filter(tenant=tenant).select_related("tenant", "upstream").order_by("name", "version")
+
+
+def route_list(*, tenant: Tenant) -> QuerySet[Route]:
+    return Route.objects.filter(tenant=tenant).select_related("api").order_by("api__name", "path", "id")
+
+
+def upstream_list(*, tenant: Tenant) -> QuerySet[Upstream]:
+    return Upstream.objects.filter(tenant=tenant).order_by("name")
+
+
+def target_list(*, tenant: Tenant) -> QuerySet[Target]:
+    return Target.objects.filter(tenant=tenant).select_related("upstream").order_by("upstream__name", "url")
+
+
+def audit_event_list(*, tenant: Tenant) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(tenant=tenant).select_related("actor").order_by("-created_at", "-id")

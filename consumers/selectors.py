@@ -10,7 +10,7 @@ from django.utils import timezone
 from apim.models import Tenant
 
 from . import keys
-from .models import APIKey, Application, ConsumerStatus
+from .models import APIKey, Application, Consumer, ConsumerStatus, Plan, Subscription
 
 
 @dataclass(frozen=True)
@@ -55,3 +55,23 @@ def api_key_get_by_prefix(*, tenant: Tenant, prefix: str) -> APIKey | None:
     """A key by its display prefix (``apim_<id>``) or bare public id."""
     key_id = prefix[len(keys.KEY_PREFIX) :] if prefix.startswith(keys.KEY_PREFIX) else prefix
     return APIKey.objects.filter(tenant=tenant, key_id=key_id).first()
+
+
+def consumer_list(*, tenant: Tenant) -> QuerySet[Consumer]:
+    return Consumer.objects.filter(tenant=tenant).select_related("user").order_by("name")
+
+
+def application_list(*, tenant: Tenant) -> QuerySet[Application]:
+    return Application.objects.filter(tenant=tenant).select_related("consumer").order_by("consumer__name", "name")
+
+
+def api_key_list(*, tenant: Tenant) -> QuerySet[APIKey]:
+    return APIKey.objects.filter(tenant=tenant).prefetch_related("allowed_apis").order_by("-created_at")
+
+
+def plan_list(*, tenant: Tenant) -> QuerySet[Plan]:
+    return Plan.objects.filter(tenant=tenant).order_by("name")
+
+
+def subscription_list(*, tenant: Tenant) -> QuerySet[Subscription]:
+    return Subscription.objects.filter(tenant=tenant).order_by("-created_at")

@@ -16,11 +16,19 @@ from tests.factories import (
 )
 
 
+def _clear_test_cache():
+    """Empty the test cache. On Redis only our prefixed keys go: ``clear()`` would FLUSHDB a shared database."""
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("*")
+    else:
+        cache.clear()
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    cache.clear()
+    _clear_test_cache()
     yield
-    cache.clear()
+    _clear_test_cache()
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 from .audit import AuditEvent
 from .base import TenantOwned
 from .catalog import API, API_TRANSITIONS, ROUTABLE_STATUSES, ApiStatus, LoadBalancing, Route, Target, Upstream
+from .idempotency import IdempotencyRecord
 from .tenancy import OPERATOR_ROLES, READER_ROLES, Membership, Role, Tenant, TenantHost
+from .tokens import PersonalAccessToken
 
 __all__ = [
     "API",
@@ -11,8 +13,10 @@ __all__ = [
     "ROUTABLE_STATUSES",
     "ApiStatus",
     "AuditEvent",
+    "IdempotencyRecord",
     "LoadBalancing",
     "Membership",
+    "PersonalAccessToken",
     "Role",
     "Route",
     "Target",

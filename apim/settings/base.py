@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_filters",
     "channels",
     "django_prometheus",
     "apim.apps.ApimConfig",
@@ -165,13 +166,40 @@ SECURE_REFERRER_POLICY = "same-origin"
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apim.api.authentication.AccessTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "apim.api.permissions.TokenAllowsMethod",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "apim.api.pagination.LimitOffsetPagination",
+    "DEFAULT_THROTTLE_CLASSES": ["apim.api.throttling.UserThrottle", "apim.api.throttling.AnonThrottle"],
+    "EXCEPTION_HANDLER": "apim.api.exceptions.envelope_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# REST API throttles (DRF rate syntax "N/period"); read per request, so tests and operators can change them.
+APIM_API_THROTTLE_RATES = {
+    "user": env.get_str("APIM_API_THROTTLE_USER", "1200/min") or "1200/min",
+    "anon": env.get_str("APIM_API_THROTTLE_ANON", "60/min") or "60/min",
+}
+# Personal access tokens: default and longest lifetime.
+APIM_ACCESS_TOKEN_DEFAULT_DAYS = env.get_int("APIM_ACCESS_TOKEN_DEFAULT_DAYS", 90)
+APIM_ACCESS_TOKEN_MAX_DAYS = env.get_int("APIM_ACCESS_TOKEN_MAX_DAYS", 365)
+# How long an Idempotency-Key's first response is replayed.
+APIM_IDEMPOTENCY_TTL = timedelta(hours=env.get_int("APIM_IDEMPOTENCY_TTL_HOURS", 24))
 SPECTACULAR_SETTINGS = {
     "TITLE": "apim management API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "DESCRIPTION": (
+        "Manage tenants, APIs, upstreams, consumers, keys, plans, subscriptions and policies. "
+        "Authenticate with `Authorization: Bearer apimpat_…` (a personal access token) or a browser session; "
+        "name the tenant with the `X-Apim-Tenant` header or `?tenant=`. Errors use the envelope "
+        '`{"success": false, "error": {"code", "message", "details"}}`.'
+    ),
+    "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

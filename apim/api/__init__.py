@@ -1,0 +1,1 @@
+"""What every REST endpoint shares: auth, tenant resolution, roles, paging, errors, idempotency."""
