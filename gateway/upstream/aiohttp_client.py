@@ -18,18 +18,44 @@ up so that it behaves as a transparent HTTP/1.1 client:
   reports ``UpstreamTimeout(phase="write")``.
 * ``sock_read`` is aiohttp's read timeout; it starts once the request body
   has been written and is re-armed by every read, which is our ``read``.
+
+Fast path. ``ClientSession._request`` does a lot per request that a transparent
+proxy never needs (cookie jar, redirects, auth, proxies, traces, middlewares, a
+``TimeoutHandle``, a ``CIMultiDict`` of headers, ``ClientRequest`` and
+``ClientResponse`` objects with their ``request_info``); under load that was
+about a fifth of a gateway worker's CPU. Requests with no body or a small bytes
+body, an ASCII origin-form target and ASCII headers (nearly all traffic) skip
+it: the same ``TCPConnector`` hands out the connection (``connect`` with a
+per-origin probe request, so pooling, limits, keep-alive expiry and the connect
+timeout are aiohttp's), the head and body go out in one ``transport.write``, and
+the protocol's own parser, ``sock_read`` timer and ``StreamReader`` deliver the
+response. The bytes on the wire are what the session would have sent (Host
+first when derived, the same control-character checks, a bare ``?`` dropped as
+yarl does) with one difference the contract asks for: a caller's ``Host`` keeps
+its position (the session moved it to the front). aiohttp's one retry of an
+idempotent request on a dead keep-alive connection is kept, and a small body
+the socket will not take within ``timeouts.write`` is a write timeout.
+Everything else (streamed or large bodies, non-ASCII targets or headers,
+targets yarl would alter) still goes through the session. The fast path leans
+on aiohttp internals (``ResponseHandler.set_response_params``/``read``,
+``_drain_helper``, ``TCPConnector.connect``), which is why aiohttp is pinned
+and the conformance suite runs both paths.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+from aiohttp.client_exceptions import ClientConnectionResetError, ServerDisconnectedError
 from aiohttp.client_proto import ResponseHandler
-from aiohttp.client_reqrep import ClientRequest
+from aiohttp.client_reqrep import ClientRequest, ConnectionKey
 from aiohttp.connector import Connection
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.streams import EofStream, StreamReader
 from yarl import URL
 
 from gateway.upstream.base import (
@@ -46,6 +72,16 @@ _SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 _BYTES_STREAM_THRESHOLD = 256 * 1024
 _BYTES_SLICE = 64 * 1024
 _MAX_LINE = 65536
+_MAX_HEADERS = 128
+_READ_BUFSIZE = 2**16
+_MAX_ORIGINS = 1024
+# aiohttp's retry of a request sent on a keep-alive connection the upstream had closed.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+# What aiohttp's header serialiser refuses (control characters but HTAB); CR and LF are
+# counted separately because the head legitimately contains one CRLF per line.
+_FORBIDDEN_IN_HEAD = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Targets yarl would alter (fragment, spaces, control characters): left to the session path.
+_UNUSUAL_TARGET = re.compile(rb"[\x00-\x20\x7f#]")
 
 
 class _TransparentRequest(ClientRequest):
@@ -146,6 +182,147 @@ def _map_error(exc: BaseException, *, pump: _BodyPump | None, response_started: 
     return UpstreamProtocolError(f"upstream failed while {where}: {exc!r}")
 
 
+_TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_METHODS: dict[str, bytes] = {}
+_FRAMING_NAMES = frozenset({b"transfer-encoding", b"host", b"content-length"})
+
+
+def _method_token(method: str) -> bytes | None:
+    """The method as it goes on the wire (upper-cased, as aiohttp does), or None if not a token."""
+    if not _TOKEN.fullmatch(method):
+        return None  # the session path raises aiohttp's error for it
+    verb = method.upper().encode("ascii")
+    if len(_METHODS) < 64:
+        _METHODS[method] = verb
+    return verb
+
+
+def _fast_request_bytes(
+    verb: bytes, where: _Origin, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes | None
+) -> bytes | None:
+    """Head and body of a fast-path request, exactly as the session would frame them.
+
+    None when the request must take the session path instead: a target that
+    is not ASCII origin-form or that yarl would alter (fragment, whitespace,
+    control characters), or non-ASCII header bytes (aiohttp re-encodes those);
+    there the session keeps its established behaviour.
+    """
+    if not target.startswith(b"/") or not target.isascii() or _UNUSUAL_TARGET.search(target) is not None:
+        return None
+    if target.endswith(b"?") and target.index(b"?") == len(target) - 1:
+        target = target[:-1]  # yarl drops an empty query
+    parts = [verb, b" ", target, b" HTTP/1.1\r\n", b""]  # [4]: the derived Host line, if any
+    lines = 2  # the request line and the blank line
+    has_host = False
+    length: bytes | None = None
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _FRAMING_NAMES:
+            if lower == b"transfer-encoding":
+                continue
+            if lower == b"host":
+                has_host = True
+            elif length is None:
+                length = value  # aiohttp reads the first Content-Length
+        parts += (name, b": ", value, b"\r\n")
+        lines += 1
+    if not has_host:
+        parts[4] = where.host_line
+        lines += 1
+    if body:
+        if length is None:
+            parts += (b"Content-Length: ", str(len(body)).encode(), b"\r\n")
+            lines += 1
+        elif not length.isdigit():
+            raise UpstreamProtocolError(f"invalid exchange: invalid Content-Length header: {length!r}")
+        else:
+            body = body[: int(length)]  # aiohttp never sends more than the declared length
+    parts.append(b"\r\n")
+    head = b"".join(parts)
+    if not head.isascii():
+        return None
+    # What aiohttp's serialiser refuses: a CR or LF inside a line, or another control character.
+    if head.count(b"\n") != lines or head.count(b"\r") != lines or _FORBIDDEN_IN_HEAD.search(head) is not None:
+        raise UpstreamProtocolError("invalid exchange: forbidden control character in the request head")
+    return head + body if body else head  # one transport.write for head and body
+
+
+async def _drain(protocol: ResponseHandler, write_timeout: float) -> None:
+    """Wait for the socket to take a paused write, at most ``write_timeout`` seconds."""
+    try:
+        async with asyncio.timeout(write_timeout):
+            await protocol._drain_helper()
+    except TimeoutError:
+        raise UpstreamTimeout("timed out writing the request", phase="write", request_sent=True) from None
+
+
+class _OriginProbe(ClientRequest):
+    """The request ``TCPConnector.connect`` sees on the fast path, one per origin.
+
+    The connector only reads the connection key, the proxy and (for a new
+    connection) host, port and TLS settings from it, so one instance built at
+    first use serves every request to that origin. The key is computed once
+    instead of by the property on every ``connect``.
+    """
+
+    connection_key: ConnectionKey = None  # type: ignore[assignment]  # shadows the property
+
+
+class _Origin:
+    """Per-origin constants of the fast path: the probe and the derived Host line."""
+
+    __slots__ = ("host_line", "probe")
+
+    def __init__(self, origin: str, loop: asyncio.AbstractEventLoop) -> None:
+        url = URL(origin, encoded=True)
+        probe = _OriginProbe("GET", url, loop=loop)
+        probe.connection_key = ClientRequest.connection_key.fget(probe)  # type: ignore[attr-defined]
+        self.probe = probe
+        host = url.host_port_subcomponent
+        assert host is not None
+        self.host_line = b"Host: " + host.encode("ascii") + b"\r\n"
+
+
+class _FastResponse:
+    """A response read straight from aiohttp's protocol, without a ``ClientResponse``."""
+
+    __slots__ = ("_closed", "_conn", "_done", "_no_body", "_payload", "headers", "http_version", "status")
+
+    def __init__(self, conn: Connection, message: Any, payload: StreamReader, no_body: bool) -> None:
+        self._conn = conn
+        self._payload = payload
+        self._done = False
+        self._closed = False
+        self._no_body = no_body
+        self.status: int = message.code
+        self.headers = [(name.lower(), value) for name, value in message.raw_headers]
+        version = message.version
+        self.http_version = "1.1" if version == (1, 1) else f"{version[0]}.{version[1]}"
+
+    async def iter_body(self) -> AsyncIterator[bytes]:
+        payload = self._payload
+        try:
+            while True:
+                chunk = await payload.readany()
+                if not chunk:
+                    break
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise _map_error(exc, pump=None, response_started=True) from exc
+        self._done = True
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        payload = self._payload
+        # release() still closes it when the protocol says so (Connection: close, leftovers).
+        if self._done or self._no_body or (payload.at_eof() and payload.exception() is None):
+            self._conn.release()
+        else:
+            self._conn.close()
+
+
 class AiohttpResponse:
     __slots__ = ("_closed", "_done", "_no_body", "_pump", "_resp", "headers", "http_version", "status")
 
@@ -198,6 +375,7 @@ class AiohttpUpstreamClient:
         self._keepalive_expiry = keepalive_expiry
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
+        self._origins: dict[str, _Origin] = {}
 
     def _new_session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -215,6 +393,8 @@ class AiohttpUpstreamClient:
             timeout=aiohttp.ClientTimeout(total=None),
             max_line_size=_MAX_LINE,
             max_field_size=_MAX_LINE,
+            max_headers=_MAX_HEADERS,
+            read_bufsize=_READ_BUFSIZE,
         )
 
     def _client_timeout(self, timeouts: Timeouts) -> aiohttp.ClientTimeout:
@@ -236,10 +416,97 @@ class AiohttpUpstreamClient:
         headers: list[tuple[bytes, bytes]],
         body: RequestBody,
         timeouts: Timeouts,
-    ) -> AiohttpResponse:
+    ) -> AiohttpResponse | _FastResponse:
         session = self._session
         if session is None:
             session = self._session = self._new_session()
+        if body is None or (isinstance(body, bytes | bytearray | memoryview) and len(body) <= _BYTES_STREAM_THRESHOLD):
+            verb = _METHODS.get(method) or _method_token(method)
+            if verb is not None:
+                where = self._origins.get(origin) or self._origin(origin, session)
+                if where is not None:
+                    data = _fast_request_bytes(verb, where, target, headers, body)
+                    if data is not None:
+                        return await self._fast(session, where, verb, data, timeouts)
+        return await self._via_session(session, method, origin, target, headers, body, timeouts)
+
+    def _origin(self, origin: str, session: aiohttp.ClientSession) -> _Origin | None:
+        try:
+            where = _Origin(origin, asyncio.get_running_loop())
+        except ValueError:
+            return None  # the session path reports it as it always has
+        if len(self._origins) < _MAX_ORIGINS:
+            self._origins[origin] = where
+        return where
+
+    async def _fast(
+        self, session: aiohttp.ClientSession, where: _Origin, verb: bytes, data: bytes, timeouts: Timeouts
+    ) -> _FastResponse:
+        """Send ``data`` (head and body) on a pooled connection and wait for the response head.
+
+        Mirrors ``ClientSession._request`` for this case: connect errors are not
+        retried; an idempotent request that meets a closed keep-alive connection
+        is sent once more on another one; anything else closes the connection.
+        """
+        connector: aiohttp.TCPConnector = session.connector  # type: ignore[assignment]
+        client_timeout = self._client_timeout(timeouts)
+        head_only = verb == b"HEAD"
+        retry = verb in _IDEMPOTENT
+        while True:
+            try:
+                conn = await connector.connect(where.probe, [], client_timeout)
+            except TimeoutError as exc:
+                raise UpstreamTimeout(f"connect timeout: {exc}", phase="connect", request_sent=False) from exc
+            except (aiohttp.ClientError, OSError) as exc:
+                raise _map_error(exc, pump=None, response_started=False) from exc
+            protocol: ResponseHandler = conn.protocol  # type: ignore[assignment]
+            try:
+                protocol.set_response_params(
+                    skip_payload=head_only,
+                    read_until_eof=True,
+                    auto_decompress=False,
+                    read_timeout=timeouts.read,
+                    read_bufsize=_READ_BUFSIZE,
+                    timeout_ceil_threshold=connector._timeout_ceil_threshold,
+                    max_line_size=_MAX_LINE,
+                    max_field_size=_MAX_LINE,
+                    max_headers=_MAX_HEADERS,
+                )
+                transport = protocol.transport
+                if transport is None or transport.is_closing():
+                    raise ClientConnectionResetError("Cannot write to closing transport")
+                transport.write(data)
+                if protocol.writing_paused:
+                    await _drain(protocol, timeouts.write)
+                protocol.start_timeout()  # sock_read: from the end of the request on
+                while True:
+                    message, payload = await protocol.read()
+                    code = message.code
+                    if code < 100 or code > 199 or code == 101:
+                        break
+            except BaseException as exc:
+                conn.close()
+                if retry and isinstance(exc, aiohttp.ClientOSError | ServerDisconnectedError):
+                    retry = False
+                    continue
+                if isinstance(exc, TimeoutError | aiohttp.ClientError | OSError):
+                    raise _map_error(exc, pump=None, response_started=False) from exc
+                if isinstance(exc, HttpProcessingError | EofStream | ValueError):
+                    raise UpstreamProtocolError(f"upstream failed while waiting for the response: {exc!r}") from exc
+                raise
+            return _FastResponse(conn, message, payload, head_only or code in NO_BODY_STATUSES)
+
+    async def _via_session(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        origin: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: RequestBody,
+        timeouts: Timeouts,
+    ) -> AiohttpResponse:
+        """The general path: streamed or large bodies and anything unusual the fast path declines."""
         # request_framing's rules and the str conversion aiohttp needs, in one pass (hot path).
         streamed = body is not None and not isinstance(body, bytes | bytearray | memoryview)
         str_headers: list[tuple[str, str]] = []
@@ -290,4 +557,5 @@ class AiohttpUpstreamClient:
     async def aclose(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
+            self._origins = {}
             await session.close()
