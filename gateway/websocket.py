@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -66,6 +67,11 @@ from gateway.headers import Seen, TrustedProxies, client_address, request_id, up
 from gateway.ids import new_request_id
 from gateway.retry import may_retry
 from gateway.router import Match, MethodNotAllowed
+from policies.base import Denial
+from policies.context import RequestContext
+from policies.engine import POLICY_UNAVAILABLE, PolicyChain
+
+logger = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -224,12 +230,80 @@ class WebSocketProxy:
         if isinstance(match, MethodNotAllowed):
             await self._deny(send, denial, "method_not_allowed", rid, extra=[(b"allow", match.allow_header)])
             return
+        ctx = None
+        chain: PolicyChain | None = match.entry.api.extra  # type: ignore[assignment]
+        if chain is not None:
+            ctx = await self._run_policies(chain, scope, headers, receive, match, target, rid)
+            if isinstance(ctx, Denial):
+                await self._deny(
+                    send,
+                    denial,
+                    ctx.code,
+                    rid,
+                    status=ctx.status,
+                    message=ctx.message,
+                    details=dict(ctx.details) if ctx.details else None,
+                    extra=list(ctx.headers),
+                )
+                return
         upstream_id = match.entry.upstream_id
         upstream = snapshot.upstreams.get(upstream_id) if upstream_id is not None else None  # type: ignore[call-overload]
         if upstream is None:
             await self._accept_and_close(send, rid, TRY_AGAIN_LATER, "no upstream target")
             return
-        await self._proxy(scope, headers, receive, send, match, upstream, target, rid)
+        await self._proxy(scope, headers, receive, send, match, upstream, target, rid, ctx)
+
+    async def _run_policies(
+        self,
+        chain: PolicyChain,
+        scope: Scope,
+        headers: list[tuple[bytes, bytes]],
+        receive: Receive,
+        match: Match,
+        target: CanonicalTarget,
+        rid: bytes,
+    ) -> RequestContext | Denial:
+        """The API's request policies on the upgrade request, exactly as for HTTP (key, limits, IP rules...).
+
+        A handshake has no body. A policy's local answer that is not an error
+        (a CORS preflight reply) cannot apply to an upgrade and is refused.
+        """
+        peer = (scope.get("client") or ("0.0.0.0", 0))[0]  # noqa: S104 - a placeholder address, not a bind
+        api = match.entry.api
+        ctx = RequestContext(
+            scope={**scope, "headers": headers},
+            receive=receive,
+            method="GET",
+            path=target.path,
+            query=target.query,
+            headers=headers,
+            host=_host_header(headers),
+            client_ip=client_address(peer, headers, self._trusted),
+            request_id=rid,
+            tenant_id=str(api.tenant_id),
+            api_id=str(api.api_id),
+            route_pattern=match.entry.pattern,
+            content_length=None,
+            has_body=False,
+        )
+        try:
+            result = await chain.on_request(ctx)
+        except Exception:
+            logger.exception("policy chain of API %s failed on a WebSocket upgrade", ctx.api_id)
+            return POLICY_UNAVAILABLE
+        if result is None:
+            return ctx
+        if isinstance(result, Denial):
+            ctx.deny_reason = result.deny_reason
+            return Denial(
+                status=result.status,
+                code=result.code,
+                message=result.message,
+                reason=result.reason,
+                details=result.details,
+                headers=(*result.headers, *ctx.response_headers),
+            )
+        return POLICY_UNAVAILABLE
 
     async def _deny(
         self,
@@ -273,8 +347,15 @@ class WebSocketProxy:
         upstream: UpstreamRuntime,
         canonical: CanonicalTarget,
         rid: bytes,
+        ctx: RequestContext | None = None,
     ) -> None:
         denial = "websocket.http.response" in (scope.get("extensions") or {})
+        query = canonical.query
+        remove = _HANDSHAKE_HEADERS
+        if ctx is not None:  # what the request policies decided: edited headers and query, hidden credentials
+            headers, query = ctx.headers, ctx.query
+            if ctx.drop_headers:
+                remove = _HANDSHAKE_HEADERS | ctx.drop_headers
         peer = (scope.get("client") or ("0.0.0.0", 0))[0]  # noqa: S104 - a placeholder address, not a bind
         client_ip = client_address(peer, headers, self._trusted)
         scheme = "https" if scope.get("scheme") == "wss" else "http"
@@ -287,8 +368,8 @@ class WebSocketProxy:
             request_id=rid,
         )
         forwarded_path = canonical.raw_upstream(match.entry.strip_segments)
-        if canonical.query:
-            forwarded_path += b"?" + canonical.query
+        if query:
+            forwarded_path += b"?" + query
         subprotocols: list[str] = list(scope.get("subprotocols") or ())
         session = self._client_session()
         tried: set[str] = set()
@@ -306,8 +387,10 @@ class WebSocketProxy:
                 scheme_name, _, authority = spec.origin.partition("://")
                 url = URL(f"{_WS_SCHEMES[scheme_name]}://{authority}{path.decode('latin-1')}", encoded=True)
                 out_headers = upstream_request_headers(
-                    headers, seen=seen, upstream_host=spec.host_header, trusted=self._trusted, remove=_HANDSHAKE_HEADERS
+                    headers, seen=seen, upstream_host=spec.host_header, trusted=self._trusted, remove=remove
                 )
+                if ctx is not None and ctx.upstream_headers:
+                    out_headers.extend(ctx.upstream_headers)
                 str_headers = [(name.decode("latin-1"), _header_str(value)) for name, value in out_headers]
                 try:
                     async with asyncio.timeout(upstream.timeouts.connect):
