@@ -19,10 +19,8 @@ run: $(STAMP)
 	$(PY) manage.py run_all
 
 ## make test: the whole suite (DATABASE_URL / REDIS_URL select real servers).
-# Two xdist workers by default (the suite runs real servers and waits on them; serial takes ~4x longer).
-PYTEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## make bench: gateway vs nginx vs the raw ASGI floor (installs nginx and wrk if missing; not part of CI).
 bench: $(STAMP)
