@@ -238,6 +238,10 @@ APIM_POLICIES: list[str] = list(DEFAULT_POLICIES)
 # Rate limits and quotas: a Redis of their own if set, else REDIS_URL, else an in-process store per worker.
 APIM_RATELIMIT_REDIS_URL = env.get_str("APIM_RATELIMIT_REDIS_URL", REDIS_URL)
 APIM_RATELIMIT_KEY_PREFIX = env.get_str("APIM_RATELIMIT_KEY_PREFIX", "apim:rl:")
+# The gateway's Redis client for limit checks: "lean" (its own pipelined RESP connection) or "redis-py".
+APIM_RATELIMIT_CLIENT = env.get_str("APIM_RATELIMIT_CLIENT", "lean")
+if APIM_RATELIMIT_CLIENT not in ("lean", "redis-py"):
+    raise EnvError(f"APIM_RATELIMIT_CLIENT must be 'lean' or 'redis-py', not {APIM_RATELIMIT_CLIENT!r}")
 # What plan limits and quotas do when their store is unreachable: "open" (admit) or "closed" (503).
 APIM_RATE_LIMIT_FAIL_MODE = env.get_str("APIM_RATE_LIMIT_FAIL_MODE", "open")
 if APIM_RATE_LIMIT_FAIL_MODE not in ("open", "closed"):

@@ -17,6 +17,13 @@ in flight new requests queue for the next. Each script stays atomic, so
 exactness is kept while the client CPU per check drops several-fold
 (``bench/limiter.py``).
 
+**Client.** Those round trips go through :mod:`policies.limits.resp` — one
+connection per worker, ``EVALSHA`` commands encoded here straight to RESP bytes,
+replies parsed by hiredis — because redis-py's per-command machinery was most
+of the limiter's cost per request. redis-py (``driver="redis-py"``) remains for
+what the lean client does not speak (``rediss://``, URL options beyond ``db``):
+such a URL falls back to it, with a log line saying so.
+
 **Store down.** A failed round trip opens a circuit for ``retry_after_failure``
 seconds: checks answer ``None`` at once (no connect attempt, no latency per
 request), then the next batch probes Redis again. Sockets have short timeouts
@@ -47,6 +54,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client import Counter
 
+from policies.limits.resp import Address, ReplyError, RespClient, UnsupportedURL, pack, parse_url
 from policies.limits.rules import Check, admits
 
 logger = logging.getLogger(__name__)
@@ -93,6 +101,8 @@ end
 return out
 """
 SCRIPT_SHA = hashlib.sha1(SCRIPT.encode(), usedforsecurity=False).hexdigest()
+SCRIPT_LOAD = pack(b"SCRIPT", b"LOAD", SCRIPT)
+DRIVERS = ("lean", "redis-py")
 
 
 class Limiter(Protocol):
@@ -162,11 +172,54 @@ class MemoryLimiter:
         return len(self._counts)
 
 
-_Pending = tuple[list[str], list[str | int], "asyncio.Future[list[int] | None]"]
+def _evalsha_head(n_checks: int) -> bytes:
+    """``EVALSHA sha numkeys`` as the start of a RESP array of 3 + 5 per check elements."""
+    numkeys = str(2 * n_checks).encode()
+    return b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n$%d\r\n%b\r\n" % (
+        3 + 5 * n_checks,
+        SCRIPT_SHA.encode(),
+        len(numkeys),
+        numkeys,
+    )
+
+
+_HEADS = tuple(_evalsha_head(n) for n in range(16))
+
+
+def _evalsha(checks: Sequence[Check], prefix: str) -> bytes:
+    """One check's ``EVALSHA`` as RESP bytes — the hot path's encoder, built for speed.
+
+    The body is formatted as one ``str`` with character counts as lengths and encoded once;
+    that is only right for ASCII, so a non-ASCII key (an IDN host, a UTF-8 consumer id)
+    takes hiredis' general encoder instead, which counts bytes.
+    """
+    n = len(checks)
+    p = len(prefix)
+    keys: list[str] = []
+    args: list[str] = []
+    for check in checks:
+        key, prev = check.key, check.prev_key
+        limit, weight, ttl = str(check.limit), repr(check.weight), str(check.ttl_ms)
+        keys.append(f"${p + len(key)}\r\n{prefix}{key}\r\n${p + len(prev)}\r\n{prefix}{prev}\r\n")
+        args.append(f"${len(limit)}\r\n{limit}\r\n${len(weight)}\r\n{weight}\r\n${len(ttl)}\r\n{ttl}\r\n")
+    body = "".join(keys) + "".join(args)
+    if body.isascii() and n < len(_HEADS):
+        return _HEADS[n] + body.encode()
+    flat_keys, flat_args = _encode(checks, prefix)
+    return pack(b"EVALSHA", SCRIPT_SHA, len(flat_keys), *flat_keys, *flat_args)
+
+
+# (what to send, the caller's future): RESP bytes for the lean client, (keys, args) for redis-py.
+_Pending = tuple[Any, "asyncio.Future[list[int] | None]"]
 
 
 class RedisLimiter:
-    """Redis-backed limiter shared by every gateway process; coalesces a worker's checks into pipelines."""
+    """Redis-backed limiter shared by every gateway process; coalesces a worker's checks into pipelines.
+
+    ``driver``: ``"lean"`` (default; :mod:`policies.limits.resp`) or ``"redis-py"`` (kept for URLs
+    the lean client does not support, and as the benchmark's baseline). ``self.driver`` says
+    which one is in use after a fallback.
+    """
 
     def __init__(
         self,
@@ -179,7 +232,10 @@ class RedisLimiter:
         retry_after_failure: float = 1.0,
         max_batch: int = 512,
         coalesce: bool = True,
+        driver: str = "lean",
     ) -> None:
+        if driver not in DRIVERS:
+            raise ValueError(f"driver must be one of {DRIVERS}")
         self.url = url
         self.prefix = prefix
         self.clock = clock
@@ -189,8 +245,23 @@ class RedisLimiter:
         self.max_batch = max_batch
         self.coalesce = coalesce
         self._client: Any = None
+        self._address: Address | None = None
+        if driver == "lean":
+            try:
+                self._address = parse_url(url)
+            except (UnsupportedURL, ValueError) as exc:  # the message names no credentials
+                logger.info(
+                    "rate-limit store: %s; using redis-py", exc if isinstance(exc, UnsupportedURL) else "bad URL"
+                )
+                driver = "redis-py"
+        self.driver = driver
+        self._lean: RespClient | None = None
         self._queue: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        # The loop on which a lean round trip (direct or flusher) is in flight: new checks queue.
+        # A loop, not a flag: a trip left pending on a loop that was stopped must not make the
+        # limiter look busy forever on the next one (nothing would ever flush).
+        self._busy: asyncio.AbstractEventLoop | None = None
         self._down_until = 0.0
         self.round_trips = 0  # pipelines sent (observability, and how tests see coalescing happen)
 
@@ -210,6 +281,14 @@ class RedisLimiter:
             )
         return self._client
 
+    def _resp(self) -> RespClient:
+        if self._lean is None:
+            assert self._address is not None
+            self._lean = RespClient(
+                self._address, connect_timeout=self.socket_timeout, on_connect=((b"SCRIPT", b"LOAD", SCRIPT),)
+            )
+        return self._lean
+
     @property
     def available(self) -> bool:
         return time.monotonic() >= self._down_until
@@ -217,22 +296,63 @@ class RedisLimiter:
     async def check(self, checks: Sequence[Check]) -> list[int] | None:
         if time.monotonic() < self._down_until:
             return None
-        keys, args = _encode(checks, self.prefix)
+        if self._address is None:
+            payload: Any = _encode(checks, self.prefix)
+        else:
+            payload = _evalsha(checks, self.prefix)
+            if self.coalesce and self._busy is not (loop := asyncio.get_running_loop()):
+                if self._busy is not None:  # abandoned on another loop: its callers are gone
+                    self._busy, self._queue = None, []
+                return await self._direct(payload, loop)
         if not self.coalesce:
-            return await self._single(keys, args)
+            return await self._single(payload)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[int] | None] = loop.create_future()
-        self._queue.append((keys, args, future))
-        if self._flusher is None or self._flusher.done():
+        self._queue.append((payload, future))
+        if self._address is None and (self._flusher is None or self._flusher.done()):
             self._flusher = loop.create_task(self._flush(), name="apim-limiter-flush")
         return await future
 
-    async def _single(self, keys: list[str], args: list[str | int]) -> list[int] | None:
+    async def _direct(self, payload: bytes, loop: asyncio.AbstractEventLoop) -> list[int] | None:
+        """An idle limiter sends a lone check at once, from the caller's own task.
+
+        At low concurrency (one connection: every check finds the limiter idle) this saves
+        creating and waking a flusher task per request. Checks arriving while this round trip
+        is in flight queue as before, and the flusher takes them when it ends — coalescing
+        is unchanged. A caller cancelled mid-trip leaves the connection in step: its batch's
+        replies are still consumed in order.
+        """
+        self._busy = loop
+        self.round_trips += 1
+        try:
+            # Bounded per send (round_trip_timeout) and per connect (socket_timeout) inside.
+            return (await self._run_lean([(payload, None)]))[0]  # type: ignore[list-item]
+        except Exception as exc:  # noqa: BLE001 - any store failure means: apply the fail mode
+            self._failed(exc)
+            self._answer_queue_none()
+            return None
+        finally:
+            if self._queue:
+                self._flusher = loop.create_task(self._flush(), name="apim-limiter-flush")
+            else:
+                self._busy = None
+
+    def _answer_queue_none(self) -> None:
+        """The circuit is open: everything queued meanwhile gets the fail mode's answer now."""
+        batch, self._queue = self._queue, []
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
+
+    async def _single(self, payload: Any) -> list[int] | None:
         """One EVALSHA per check (no coalescing): kept for the benchmark's comparison."""
-        client = self._redis()
         self.round_trips += 1
         try:
             async with asyncio.timeout(self.round_trip_timeout):
+                if self._address is not None:
+                    return (await self._run_lean([(payload, None)]))[0]  # type: ignore[list-item]
+                keys, args = payload
+                client = self._redis()
                 try:
                     return list(await client.evalsha(SCRIPT_SHA, len(keys), *keys, *args))
                 except Exception as exc:
@@ -245,28 +365,67 @@ class RedisLimiter:
             return None
 
     async def _flush(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-            try:
-                async with asyncio.timeout(self.round_trip_timeout):
-                    results = await self._run(batch)
-            except Exception as exc:  # noqa: BLE001 - any store failure means: apply the fail mode
-                self._failed(exc)
-                # The circuit is open: everything queued meanwhile gets the same answer now.
-                batch, self._queue = batch + self._queue, []
-                for _, _, future in batch:
+        self._busy = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                try:
+                    async with asyncio.timeout(self.round_trip_timeout):
+                        results = await self._run(batch)
+                except Exception as exc:  # noqa: BLE001 - any store failure means: apply the fail mode
+                    self._failed(exc)
+                    self._queue = batch + self._queue
+                    self._answer_queue_none()
+                    return
+                for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
-                        future.set_result(None)
-                return
-            for (_, _, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+                        future.set_result(result)
+                if self._address is not None:
+                    # Stay busy for one more loop turn: the callers just answered run first, and
+                    # their next checks join the next batch instead of each finding the limiter
+                    # idle and going direct (which would halve the batches under load).
+                    await asyncio.sleep(0)
+        finally:
+            self._busy = None
 
     async def _run(self, batch: list[_Pending]) -> list[list[int] | None]:
+        self.round_trips += 1
+        if self._address is not None:
+            return await self._run_lean(batch)
+        return await self._run_redis_py(batch)
+
+    async def _run_lean(self, batch: list[_Pending]) -> list[list[int] | None]:
+        """The batch's EVALSHAs in one write; NOSCRIPT ones again after a SCRIPT LOAD (same write)."""
+        client = self._resp()
+        try:
+            timeout = self.round_trip_timeout
+            replies = await client.send(b"".join([payload for payload, _ in batch]), len(batch), timeout)
+            missing = [i for i, r in enumerate(replies) if isinstance(r, ReplyError) and str(r).startswith("NOSCRIPT")]
+            if missing:
+                again = await client.send(
+                    SCRIPT_LOAD + b"".join([batch[i][0] for i in missing]), len(missing) + 1, timeout
+                )
+                for i, result in zip(missing, again[1:], strict=True):
+                    replies[i] = result
+        except Exception:
+            # Lost or broken: never reuse it. (A cancelled waiter needs no reset: its batch stays
+            # queued on the connection and still takes its replies, so the stream stays in step;
+            # a timed-out trip is reset by _failed.)
+            client.reset()
+            raise
+        out: list[list[int] | None] = []
+        for result in replies:
+            if type(result) is list:
+                out.append(result)
+            else:
+                logger.warning("rate-limit script failed: %s", result)
+                out.append(None)
+        return out
+
+    async def _run_redis_py(self, batch: list[_Pending]) -> list[list[int] | None]:
         from redis.exceptions import NoScriptError
 
         client = self._redis()
-        self.round_trips += 1
         results: list[Any] = await self._pipeline(client, batch)
         missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if missing:
@@ -286,12 +445,14 @@ class RedisLimiter:
     @staticmethod
     async def _pipeline(client: Any, batch: list[_Pending]) -> list[Any]:
         pipe = client.pipeline(transaction=False)
-        for keys, args, _ in batch:
+        for (keys, args), _ in batch:
             pipe.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
         return list(await pipe.execute(raise_on_error=False))
 
     def _failed(self, exc: BaseException) -> None:
         STORE_ERRORS.inc()
+        if self._lean is not None:
+            self._lean.reset()  # a timed-out connection may be to a hung or vanished host: start afresh
         if self.available:
             where = urlsplit(self.url).hostname or "redis"  # never the URL: it may hold a password
             logger.warning("rate-limit store %s unreachable (%s); retry in %.1fs", where, exc, self.retry_after_failure)
@@ -302,7 +463,10 @@ class RedisLimiter:
         requests then get the fail mode until it answers)."""
         try:
             async with asyncio.timeout(self.round_trip_timeout):
-                await self._redis().script_load(SCRIPT)
+                if self._address is not None:
+                    await self._resp().connect()  # the handshake loads the script
+                else:
+                    await self._redis().script_load(SCRIPT)
         except Exception as exc:  # noqa: BLE001 - start-up must not depend on the limit store
             self._failed(exc)
 
@@ -311,6 +475,11 @@ class RedisLimiter:
             self._flusher.cancel()
             with contextlib.suppress(BaseException):
                 await self._flusher
+        self._answer_queue_none()  # nobody will send them now: their callers get the fail mode
+        if self._lean is not None:
+            with contextlib.suppress(Exception):
+                await self._lean.aclose()
+            self._lean = None
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.aclose()
@@ -329,10 +498,24 @@ def key_prefix() -> str:
     return getattr(settings, "APIM_RATELIMIT_KEY_PREFIX", DEFAULT_PREFIX) or DEFAULT_PREFIX
 
 
+def client_driver() -> str:
+    """``settings.APIM_RATELIMIT_CLIENT``: ``lean`` (default) or ``redis-py``.
+
+    A switch back to redis-py by configuration, should the lean client misbehave somewhere,
+    and how the two are compared through the whole gateway (``bench/run.py``).
+    """
+    from django.conf import settings
+
+    value = getattr(settings, "APIM_RATELIMIT_CLIENT", None) or "lean"
+    if value not in DRIVERS:
+        raise ValueError(f"APIM_RATELIMIT_CLIENT must be one of {DRIVERS}, not {value!r}")
+    return value
+
+
 def create_limiter(services: Any = None) -> MemoryLimiter | RedisLimiter:
     """The worker's limiter: Redis when a URL is configured (``APIM_RATELIMIT_REDIS_URL``, else
     ``REDIS_URL``), the in-process store otherwise (embedded mode)."""
     url = redis_url()
     if url:
-        return RedisLimiter(url, prefix=key_prefix())
+        return RedisLimiter(url, prefix=key_prefix(), driver=client_driver())
     return MemoryLimiter()

@@ -90,10 +90,16 @@ def free_port() -> int:
 
 
 class PrivateRedis:
-    """A redis-server of this test's own on a free port: the only Redis a test may stop."""
+    """A redis-server of this test's own on a free port: the only Redis a test may stop.
 
-    def __init__(self) -> None:
+    ``extra``: more server options (``--requirepass``, ``--enable-debug-command``...);
+    ``password``: what the readiness probe authenticates with.
+    """
+
+    def __init__(self, *extra: str, password: str | None = None) -> None:
         self.port = free_port()
+        self.extra = extra
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -102,11 +108,22 @@ class PrivateRedis:
 
     def start(self) -> PrivateRedis:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                *self.extra,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port, socket_timeout=1)
+        client = redis.Redis(port=self.port, password=self.password, socket_timeout=1)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -127,8 +144,8 @@ class PrivateRedis:
 
 
 @contextlib.contextmanager
-def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis().start()
+def private_redis(*extra: str, password: str | None = None) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(*extra, password=password).start()
     try:
         yield server
     finally:

@@ -49,11 +49,16 @@ def _rule(limit: int, window: str = "minute") -> SlidingRule:
     )
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-py"])
 def store(request):
-    """(limiter, clock, run): ``run(n, rules)`` sends n requests now and returns how many were admitted."""
+    """(limiter, clock, run): ``run(n, rules)`` sends n requests now and returns how many were admitted.
+
+    ``redis`` is the limiter's own lean client; ``redis-py`` the fallback driver (``rediss://``)."""
     clock = FakeClock(T0)
-    limiter = MemoryLimiter(clock=clock) if request.param == "memory" else redis_limiter(clock=clock)
+    if request.param == "memory":
+        limiter = MemoryLimiter(clock=clock)
+    else:
+        limiter = redis_limiter(clock=clock, driver="lean" if request.param == "redis" else "redis-py")
     loop = asyncio.new_event_loop()
 
     def run(n: int, rules: list[SlidingRule | CalendarRule], ctx: RequestContext | None = None) -> int:
@@ -70,7 +75,7 @@ def store(request):
         return loop.run_until_complete(go())
 
     yield limiter, clock, run
-    if request.param == "redis":
+    if request.param != "memory":
         loop.run_until_complete(limiter.stop())
         delete_prefix(limiter.prefix)
     loop.close()
@@ -177,5 +182,6 @@ def _concurrent(limiter_factory: Callable[[], object], n: int) -> int:
     return asyncio.run(go())
 
 
-def test_coalesced_pipeline_stays_exact_under_concurrency(prefix):
-    assert _concurrent(lambda: redis_limiter(prefix=prefix, clock=FakeClock(T0 + 5)), 300) == 100
+@pytest.mark.parametrize("driver", ["lean", "redis-py"])
+def test_coalesced_pipeline_stays_exact_under_concurrency(prefix, driver):
+    assert _concurrent(lambda: redis_limiter(prefix=prefix, clock=FakeClock(T0 + 5), driver=driver), 300) == 100
