@@ -52,31 +52,9 @@ FIELDS: tuple[str, ...] = (
 )
 FIELD_COUNT = len(FIELDS)
 
-# Database columns in ``to_row`` order (the COPY column list).
-COLUMNS: tuple[str, ...] = (
-    "record_id",
-    "timestamp",
-    "request_id",
-    "tenant_id",
-    "api_id",
-    "api_version",
-    "route",
-    "consumer_id",
-    "application_id",
-    "key_prefix",
-    "method",
-    "path",
-    "status",
-    "deny_reason",
-    "latency_us",
-    "upstream_latency_us",
-    "gateway_latency_us",
-    "bytes_in",
-    "bytes_out",
-    "client_ip",
-    "user_agent",
-    "upstream_target",
-)
+# Database columns in ``to_row`` order (the COPY column list): the fields, with the
+# wire's integer microseconds stored as a timestamp column.
+COLUMNS: tuple[str, ...] = tuple("timestamp" if name == "timestamp_us" else name for name in FIELDS)
 
 # Column widths; ``to_row`` truncates to them (models.py declares the same).
 MAX_LENGTHS = {

@@ -26,7 +26,6 @@ passive health: only what the upstream did counts against it.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -58,9 +57,7 @@ from gateway.upstream.base import (
 from gateway.usage import Record, UsageTrace
 from policies.base import Denial
 from policies.context import DEFAULT_MAX_BUFFERED_BODY, BodyTooLarge, ClientGone, RequestContext, ResponseHead
-from policies.engine import POLICY_UNAVAILABLE, PolicyChain, Reply
-
-logger = logging.getLogger(__name__)
+from policies.engine import PolicyChain, Reply
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -251,11 +248,6 @@ class HttpProxy:
         except ClientGone:
             ctx.deny_reason = "client_disconnected"
             return True
-        except Exception:
-            # A policy bug must not become a 500 or a dropped connection: refuse this
-            # request with the envelope (fail closed) and leave the trace in the log.
-            logger.exception("policy chain of API %s failed", ctx.api_id)
-            result = POLICY_UNAVAILABLE
         if result is None:
             return False
         await _answer(send, result, ctx, head)
@@ -295,11 +287,7 @@ class HttpProxy:
         if chain is None or chain.preflight is None:
             return False
         ctx = self._context(scope, receive, match, target, headers, host, rid, None, False)
-        try:
-            result = await chain.preflight.request(ctx)
-        except Exception:
-            logger.exception("CORS preflight of API %s failed", ctx.api_id)
-            result = POLICY_UNAVAILABLE
+        result = await chain.on_preflight(ctx)
         if result is None:
             return False
         await _answer(send, result, ctx, False)

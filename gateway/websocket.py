@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -68,10 +67,8 @@ from gateway.ids import new_request_id
 from gateway.retry import may_retry
 from gateway.router import Match, MethodNotAllowed
 from policies.base import Denial
-from policies.context import RequestContext
+from policies.context import BodyTooLarge, ClientGone, RequestContext
 from policies.engine import POLICY_UNAVAILABLE, PolicyChain
-
-logger = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -288,8 +285,7 @@ class WebSocketProxy:
         )
         try:
             result = await chain.on_request(ctx)
-        except Exception:
-            logger.exception("policy chain of API %s failed on a WebSocket upgrade", ctx.api_id)
+        except (BodyTooLarge, ClientGone):  # a handshake has no body; a client gone cannot be answered
             return POLICY_UNAVAILABLE
         if result is None:
             return ctx

@@ -28,7 +28,7 @@ from typing import Any
 
 from policies import registry
 from policies.base import ApiInfo, CompileEnv, Denial, Handler
-from policies.context import RequestContext, ResponseHead
+from policies.context import BodyTooLarge, ClientGone, RequestContext, ResponseHead
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +123,7 @@ class PolicyChain:
 
     __slots__ = (
         "_after_raw",
+        "_after_requests",
         "_before_all",
         "_extra",
         "_overrides",
@@ -155,6 +156,7 @@ class PolicyChain:
         self._after_raw = [h for h in handlers if h.priority < AUTH_MIN_PRIORITY]
         self.before = tuple(h for h in self._before_all if h.has_request)
         self.after = self._merge(self._after_raw)
+        self._after_requests = tuple(h for h in self.after if h.has_request)
         self.response_handlers = self._response_of(self.after)
         self.preflight = next((h for h in self.before if getattr(h, "answers_preflight", False)), None)
 
@@ -192,27 +194,51 @@ class PolicyChain:
             own = [h for h in compiled if h.priority < AUTH_MIN_PRIORITY]
             raw = [h for h in self._after_raw if h.name not in specs] + own
             after = (_Unavailable(),) if broken else self._merge(raw)
-            tail = (after, self._response_of(after))
+            tail = (tuple(h for h in after if h.has_request), self._response_of(after))
             if len(self._tails) < 100_000:
                 self._tails[consumer_id] = tail
         return tail
 
     async def on_request(self, ctx: RequestContext) -> Denial | Reply | None:
+        """The request phase: None to forward, else the answer. Never raises for a policy's bug.
+
+        ``BodyTooLarge`` and ``ClientGone`` pass through (the caller answers 413
+        or stops); any other exception is a defect in a handler and refuses this
+        request with 503 ``policy_unavailable`` (fail closed), logged with its trace.
+        """
+        try:
+            return await self._run_request(ctx)
+        except (BodyTooLarge, ClientGone):
+            raise
+        except Exception:
+            logger.exception("policy chain of API %s failed", self.api.api_id)
+            return POLICY_UNAVAILABLE
+
+    async def on_preflight(self, ctx: RequestContext) -> Denial | Reply | None:
+        """The CORS handler's answer to a preflight (None: route it as a plain OPTIONS request)."""
+        if self.preflight is None:
+            return None
+        try:
+            return await self.preflight.request(ctx)
+        except Exception:
+            logger.exception("CORS preflight of API %s failed", self.api.api_id)
+            return POLICY_UNAVAILABLE
+
+    async def _run_request(self, ctx: RequestContext) -> Denial | Reply | None:
         if self.broken is not None:
             return POLICY_UNAVAILABLE
         for handler in self.before:
             result = await handler.request(ctx)
             if result is not None:
                 return result
-        after = self.after
+        handlers = self._after_requests
         if self._overrides and ctx.identity is not None and ctx.identity.consumer_id in self._overrides:
-            after, response = self._tail_for(ctx.identity.consumer_id)
+            handlers, response = self._tail_for(ctx.identity.consumer_id)
             ctx.state["response_handlers"] = response
-        for handler in after:
-            if handler.has_request:
-                result = await handler.request(ctx)
-                if result is not None:
-                    return result
+        for handler in handlers:
+            result = await handler.request(ctx)
+            if result is not None:
+                return result
         return None
 
     def on_response(self, ctx: RequestContext, head: ResponseHead) -> None:

@@ -14,12 +14,15 @@ from policies.engine import AttachmentSpec, compile_chains
 
 
 class TagHandler(Handler):
-    def __init__(self, tag: str, deny: bool) -> None:
+    def __init__(self, tag: str, deny: bool, crash: bool = False) -> None:
         self.tag = tag
         self.deny = deny
+        self.crash = crash
 
     async def request(self, ctx: RequestContext) -> Denial | None:
         ctx.response_headers.append((b"x-tag", self.tag.encode()))
+        if self.crash:
+            raise RuntimeError("a handler bug")
         if self.deny:
             return Denial(status=403, code="tag_denied", message="denied by tag")
         return None
@@ -29,7 +32,12 @@ class _TagPolicy(Policy):
     schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"tag": {"type": "string"}, "deny": {"type": "boolean"}, "explode": {"type": "boolean"}},
+        "properties": {
+            "tag": {"type": "string"},
+            "deny": {"type": "boolean"},
+            "explode": {"type": "boolean"},
+            "crash": {"type": "boolean"},
+        },
         "required": ["tag"],
     }
 
@@ -43,7 +51,7 @@ class _TagPolicy(Policy):
     def compile(cls, parsed: Any, env: CompileEnv) -> Handler:
         if parsed.get("explode"):
             raise RuntimeError("cannot compile")
-        return TagHandler(f"{cls.name}:{parsed['tag']}", parsed.get("deny", False))
+        return TagHandler(f"{cls.name}:{parsed['tag']}", parsed.get("deny", False), parsed.get("crash", False))
 
 
 class PreAuthTag(_TagPolicy):
@@ -94,7 +102,7 @@ OTHER_API = ApiInfo(api_id="api2", tenant_id="t1")
 
 
 def spec(n: int, policy: str, tag: str, **fields: Any) -> AttachmentSpec:
-    config = {"tag": tag, **{k: fields.pop(k) for k in ("deny", "explode") if k in fields}}
+    config = {"tag": tag, **{k: fields.pop(k) for k in ("deny", "explode", "crash") if k in fields}}
     return AttachmentSpec(id=f"p{n}", policy=policy, tenant_id=fields.pop("tenant_id", "t1"), config=config, **fields)
 
 
@@ -212,3 +220,10 @@ def test_a_stored_config_the_schema_refuses_closes_the_api():
     chains = compile_chains([API], [spec(1, "test-post", "bad")])
     result, _ = run(chains["api1"])
     assert isinstance(result, Denial) and result.code == "policy_unavailable"
+
+
+def test_a_handler_that_raises_refuses_the_request_instead_of_failing_it():
+    chains = compile_chains([API], [spec(1, "test-post", "bug", crash=True), spec(2, "test-late", "never")])
+    result, tags = run(chains["api1"])
+    assert isinstance(result, Denial) and result.status == 503 and result.code == "policy_unavailable"
+    assert tags == ["test-post:bug"]
