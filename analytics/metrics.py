@@ -33,6 +33,10 @@ RECORDS_INGESTED = Counter(
     "apim_usage_records_ingested",
     "New usage rows written to the database (duplicates not counted).",
 )
+STREAM_FULL = Counter(
+    "apim_usage_stream_full",
+    "Batches the usage stream refused because it held APIM_USAGE_STREAM_MAXLEN entries (kept and spilled, not lost).",
+)
 STREAM_DEAD_LETTERS = Counter(
     "apim_usage_stream_dead_letters",
     "Usage stream entries moved to the dead-letter stream (undecodable or refused by the database).",

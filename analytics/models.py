@@ -56,3 +56,72 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} → {self.status} ({self.record_id})"
+
+
+def _empty_histogram() -> list[int]:
+    from analytics.histogram import empty
+
+    return empty()
+
+
+class UsageRollup(models.Model):
+    """Usage aggregated per time bucket and dimensions (minute, hour and UTC day tables).
+
+    One row per (bucket_start, tenant_id, api_id, consumer_id, application_id,
+    status_class, deny_reason). Rows are only ever written by
+    ``analytics.rollups``, which recomputes a whole bucket at a time (delete
+    its rows, insert the aggregate) so a rerun gives identical rows. Readers
+    (the dashboard) sum the counters and ``analytics.histogram.merge`` the
+    histograms across rows and buckets; they never read raw records.
+
+    On PostgreSQL the tables are range-partitioned by month on
+    ``bucket_start`` (migration 0002), and the primary key is ``(bucket_start,
+    id)``: its index also serves the recompute's delete by time range, and
+    Django only needs ``id`` to be unique, which the shared identity sequence
+    guarantees. Tenants are not foreign keys for the same
+    reason as on the raw table.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    bucket_start = models.DateTimeField(help_text="UTC start of the bucket, aligned to its granularity.")
+    tenant_id = models.UUIDField()
+    api_id = models.UUIDField(null=True, blank=True)
+    consumer_id = models.UUIDField(null=True, blank=True)
+    application_id = models.UUIDField(null=True, blank=True)
+    status_class = models.PositiveSmallIntegerField(help_text="status // 100 (1..5); 0 when no status was sent.")
+    deny_reason = models.CharField(max_length=MAX_LENGTHS["deny_reason"], blank=True, default="")
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0, help_text="Status >= 400 or no status at all.")
+    bytes_in = models.BigIntegerField(default=0)
+    bytes_out = models.BigIntegerField(default=0)
+    latency_us_sum = models.BigIntegerField(default=0)
+    upstream_latency_us_sum = models.BigIntegerField(default=0)
+    gateway_latency_us_sum = models.BigIntegerField(default=0)
+    latency_hist = models.JSONField(default=_empty_histogram, help_text="Counts per analytics.histogram bucket.")
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.bucket_start:%Y-%m-%d %H:%M} {self.tenant_id} {self.status_class}xx: {self.requests}"
+
+
+class MinuteRollup(UsageRollup):
+    class Meta:
+        db_table = "am_usage_rollup_minute"
+        indexes = [models.Index(fields=["tenant_id", "bucket_start"], name="am_rollup_minute_tenant_ts")]
+
+
+class HourRollup(UsageRollup):
+    class Meta:
+        db_table = "am_usage_rollup_hour"
+        indexes = [models.Index(fields=["tenant_id", "bucket_start"], name="am_rollup_hour_tenant_ts")]
+
+
+class DayRollup(UsageRollup):
+    class Meta:
+        db_table = "am_usage_rollup_day"
+        indexes = [models.Index(fields=["tenant_id", "bucket_start"], name="am_rollup_day_tenant_ts")]
+
+
+ROLLUP_MODELS: dict[str, type[UsageRollup]] = {"minute": MinuteRollup, "hour": HourRollup, "day": DayRollup}

@@ -179,3 +179,52 @@ def _dead_letter(client: redis.Redis, stream: str, dead: list[tuple[bytes, bytes
         logger.error("usage stream entry %s moved to the dead-letter stream: %s", entry_id, reason[:200])
         client.xadd(dead_letter_stream(stream), {"id": entry_id, "b": payload, "reason": reason[:500]})
     metrics.STREAM_DEAD_LETTERS.inc(len(dead))
+
+
+@dataclass
+class DeadLetter:
+    entry_id: str  # in the dead-letter stream
+    original_id: str  # in the usage stream
+    reason: str
+    size: int  # payload bytes
+
+
+def dead_letters_list(*, client: redis.Redis, stream: str, limit: int = 100) -> list[DeadLetter]:
+    """The oldest ``limit`` dead-lettered entries, without their payloads."""
+    letters = []
+    for entry_id, fields in client.xrange(dead_letter_stream(stream), count=limit):
+        letters.append(
+            DeadLetter(
+                entry_id=entry_id.decode(),
+                original_id=fields.get(b"id", b"").decode(),
+                reason=fields.get(b"reason", b"").decode("utf-8", "replace"),
+                size=len(fields.get(PAYLOAD_FIELD, b"")),
+            )
+        )
+    return letters
+
+
+def dead_letters_requeue(*, client: redis.Redis, stream: str, ids: list[str] | None = None) -> int:
+    """Put dead-lettered batches back on the usage stream (after the cause was fixed); returns how many.
+
+    Each entry is re-added and removed from the dead-letter stream in one
+    MULTI/EXEC, so a batch is never in both streams nor in neither. The next
+    drain writes it like any other; one that still fails comes back here.
+    """
+    dead = dead_letter_stream(stream)
+    wanted = None if ids is None else set(ids)
+    moved = 0
+    start = "-"
+    while True:
+        page = client.xrange(dead, min=start, count=100)
+        if not page:
+            return moved
+        for entry_id, fields in page:
+            if wanted is not None and entry_id.decode() not in wanted:
+                continue
+            pipe = client.pipeline(transaction=True)
+            pipe.xadd(stream, {PAYLOAD_FIELD: fields.get(PAYLOAD_FIELD, b"")})
+            pipe.xdel(dead, entry_id)
+            pipe.execute()
+            moved += 1
+        start = "(" + page[-1][0].decode()

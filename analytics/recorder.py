@@ -49,8 +49,23 @@ class UsageSink(Protocol):
     async def close(self) -> None: ...
 
 
+class StreamFull(Exception):
+    """The usage stream holds ``maxlen`` entries already (the drain is behind, e.g. PostgreSQL is down)."""
+
+
+# Bounded append: refuse rather than trim. ``XADD ... MAXLEN`` would make room by
+# deleting the oldest entries — batches nobody has written to PostgreSQL yet, lost
+# without a trace. Refusing sends the batch down the recorder's failure path
+# instead: kept in memory, then spilled to the local file and replayed later.
+_BOUNDED_XADD = """
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('XADD', KEYS[1], '*', 'b', ARGV[2])
+return 1
+"""
+
+
 class RedisStreamSink:
-    """One ``XADD`` per batch (a msgpack document of all its records), trimmed approximately at ``maxlen`` entries."""
+    """One ``XADD`` per batch (a msgpack document of its records); refused once the stream holds ``maxlen``."""
 
     def __init__(self, *, url: str, stream: str, maxlen: int, timeout: float = 2.0) -> None:
         import redis.asyncio as aioredis
@@ -60,9 +75,12 @@ class RedisStreamSink:
         self._client = aioredis.Redis.from_url(
             url, socket_connect_timeout=timeout, socket_timeout=timeout, retry_on_timeout=False
         )
+        self._append = self._client.register_script(_BOUNDED_XADD)
 
     async def write(self, records: Sequence[Record]) -> None:
-        await self._client.xadd(self.stream, {"b": pack_batch(records)}, maxlen=self.maxlen, approximate=True)
+        if not await self._append(keys=[self.stream], args=[self.maxlen, pack_batch(records)]):
+            metrics.STREAM_FULL.inc()
+            raise StreamFull(f"usage stream {self.stream!r} holds {self.maxlen} entries; the drain is behind")
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from celery import shared_task
 from django.conf import settings
 
+from analytics.rollups import usage_rollup_recent
 from analytics.services import usage_drain, usage_partitions_maintain
 
 
@@ -24,9 +25,22 @@ def usage_drain_task() -> dict | None:
 @shared_task(name="analytics.usage_partitions_task", ignore_result=True, time_limit=600, soft_time_limit=540)
 def usage_partitions_task() -> dict:
     report = usage_partitions_maintain(
-        ahead=settings.APIM_USAGE_PARTITIONS_AHEAD, retain_months=settings.APIM_USAGE_RETENTION_MONTHS
+        ahead=settings.APIM_USAGE_PARTITIONS_AHEAD,
+        retain_months=settings.APIM_USAGE_RETENTION_MONTHS,
+        rollup_retain_months=settings.APIM_ROLLUP_RETENTION_MONTHS,
     )
     return {
         "created": [m.isoformat() for m in report.created],
         "dropped": [m.isoformat() for m in report.dropped],
+        "rollup_dropped": {g: [m.isoformat() for m in months] for g, months in report.rollup_dropped.items()},
     }
+
+
+@shared_task(name="analytics.usage_rollup_task", ignore_result=True, time_limit=300, soft_time_limit=270)
+def usage_rollup_task() -> dict:
+    """Recompute the closed minutes of the last grace period and the hours and days they touch.
+
+    Idempotent: a tick that overlaps the previous one (a slow run, a retry)
+    rewrites the same buckets with the same rows.
+    """
+    return usage_rollup_recent().as_dict()

@@ -13,4 +13,6 @@ urlpatterns = [
     path("", include("apim.api.urls")),
     path("", include("consumers.api.urls")),
     path("", include("policies.api.urls")),
+    path("", include("apim.declarative.api.urls")),
+    path("", include("analytics.api.urls")),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from apim import tokens
 from apim.models import (
@@ -82,6 +82,23 @@ def access_token_get_by_plaintext(*, plaintext: str) -> PersonalAccessToken | No
 
 def access_token_list_for_user(*, user: AbstractBaseUser) -> QuerySet[PersonalAccessToken]:
     return PersonalAccessToken.objects.filter(user=user).order_by("-created_at")
+
+
+def access_token_list_for_operator(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[PersonalAccessToken]:
+    """Tokens an operator may see (and revoke) in the console.
+
+    A superuser sees all. Any other user sees their own tokens and those of
+    the members of tenants they operate (owner or admin): a token acts with
+    its user's memberships, so the operators of those tenants must be able to
+    find and stop it. Nobody else's tokens, and never across tenants.
+    """
+    if getattr(user, "is_superuser", False):
+        return PersonalAccessToken.objects.all()
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return PersonalAccessToken.objects.none()
+    operated = tenant_ids_for_user(user, write=True)
+    members = Membership.objects.filter(tenant_id__in=operated).values("user_id")
+    return PersonalAccessToken.objects.filter(Q(user=user) | Q(user_id__in=members))
 
 
 def membership_role(*, user: AbstractBaseUser | AnonymousUser, tenant: Tenant) -> str | None:

@@ -24,6 +24,9 @@ failure. In one go:
 6. A 1 GiB download through the gateway (curl to /dev/null) while sampling
    the gateway workers' VmRSS; growth must stay under 50 MB.
 7. Everything, with machine info, into ``var/bench/results.json``.
+8. The usage pipeline section, ``bench/usage_bench.py`` (needs PostgreSQL):
+   ingestion rate through the Redis stream into the partitioned table, and
+   rollup time for 1,000,000 records (``var/bench/usage.json``).
 
 Usage::
 
@@ -561,6 +564,7 @@ def main() -> int:
     parser.add_argument("--output", default=str(ROOT / "var" / "bench" / "results.json"))
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, nginx conf)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument("--skip-usage", action="store_true", help="skip the usage pipeline section (PostgreSQL)")
     parser.add_argument(
         "--redis-url",
         default="redis://127.0.0.1:6379/14",
@@ -766,7 +770,13 @@ def main() -> int:
         out.write_text(json.dumps(results, indent=2) + "\n")
         print(table)
         print(f"\n(results: {out}; {results['elapsed_s']} s)")
-        return 1 if args.strict and not all(t["pass"] for t in target_list) else 0
+        usage_ok = True
+        if not args.skip_usage:
+            # The usage pipeline section (ingestion rate, rollup time) needs PostgreSQL: bench/usage_bench.py.
+            print("\nUsage pipeline (bench/usage_bench.py):", flush=True)
+            usage = [PY, str(ROOT / "bench" / "usage_bench.py"), *(["--strict"] if args.strict else [])]
+            usage_ok = subprocess.run(usage, cwd=ROOT, check=False).returncode == 0  # noqa: S603
+        return 1 if args.strict and not (usage_ok and all(t["pass"] for t in target_list)) else 0
     finally:
         children.stop_all()
         if usage_stream is not None:

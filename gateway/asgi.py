@@ -19,8 +19,16 @@ from channels.layers import get_channel_layer  # noqa: E402
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from apim.observability.tracing import configure_tracing  # noqa: E402
+from gateway import tracing  # noqa: E402
 from gateway.headers import TrustedProxies  # noqa: E402
 from gateway.runtime import GatewayRuntime  # noqa: E402
+
+# Off unless configured (OTEL_EXPORTER_OTLP_ENDPOINT or APIM_TRACING=otlp); on, before the runtime is built.
+if configure_tracing("apim-gateway") is not None:
+    from gateway.traced import install
+
+    install()
 
 runtime = GatewayRuntime(
     client_kind=settings.APIM_GATEWAY_CLIENT,
@@ -29,4 +37,5 @@ runtime = GatewayRuntime(
     channel_layer=get_channel_layer(),
 )
 
-application = ProtocolTypeRouter({"http": runtime.http, "websocket": runtime.websocket, "lifespan": runtime.lifespan})
+http = tracing.wrap_app(runtime.http) if tracing.ENABLED else runtime.http
+application = ProtocolTypeRouter({"http": http, "websocket": runtime.websocket, "lifespan": runtime.lifespan})

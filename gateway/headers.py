@@ -112,6 +112,27 @@ def framing_length(lengths: Sequence[bytes], has_transfer_encoding: bool) -> int
     return int(value)
 
 
+# RFC 9110 §7.2 / RFC 3986 §3.2.2: uri-host [ ":" port ]; an IP literal in brackets or a reg-name
+# (unreserved, pct-encoded, sub-delims). An empty value is allowed (a target without authority).
+_HOST_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]{0,5})?")
+host_ok = _HOST_RE.fullmatch
+
+
+def host_problem(hosts: int, host: bytes, http_version: str) -> str | None:
+    """Why the request's Host fields are refused (RFC 9112 §3.2: 400), or None.
+
+    HTTP/1.1 needs exactly one Host field, HTTP/1.0 at most one, and its value
+    must be a valid authority: anything else is ambiguous about which tenant the
+    request is for, and an intermediary that picked one of two Hosts could be
+    made to disagree with the proxy in front of it.
+    """
+    if hosts > 1:
+        return "duplicate_host"
+    if hosts == 0:
+        return None if http_version == "1.0" else "missing_host"
+    return None if host_ok(host) else "invalid_host"
+
+
 def safe_request_id(value: bytes | None) -> bytes | None:
     """The client's X-Request-ID when it is a safe token."""
     return value if value is not None and _REQUEST_ID_RE.match(value) else None

@@ -30,6 +30,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from apim.observability.context import REQUEST_ID
+from gateway import tracing
 from gateway.bodies import ClientDisconnected, RequestBody, limited
 from gateway.canonical import BadTarget, CanonicalTarget, canonicalize
 from gateway.config import GatewaySnapshot
@@ -41,6 +43,8 @@ from gateway.headers import (
     client_address,
     downstream_response_headers,
     framing_length,
+    host_ok,
+    host_problem,
     safe_request_id,
     upstream_request_headers,
 )
@@ -51,6 +55,7 @@ from gateway.upstream.base import (
     UpstreamClient,
     UpstreamConnectError,
     UpstreamError,
+    UpstreamForbidden,
     UpstreamProtocolError,
     UpstreamTimeout,
 )
@@ -68,6 +73,7 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 # Framing is re-stated by the gateway: one validated Content-Length, or chunked.
 _REPLACED_FRAMING = frozenset({b"content-length"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_ALLOW_ALL = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
 def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
@@ -116,6 +122,7 @@ class HttpProxy:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         # One pass over the request headers for everything the gateway itself needs.
         host = b""
+        hosts = 0
         lengths: list[bytes] = []
         chunked = False
         client_rid: bytes | None = None
@@ -123,6 +130,7 @@ class HttpProxy:
         for name, value in headers:
             if name == b"host":
                 host = value
+                hosts += 1
             elif name == b"content-length":
                 lengths.append(value)
             elif name == b"transfer-encoding":
@@ -141,10 +149,17 @@ class HttpProxy:
                 trace.reserved = True
             await self._reserved(scope, send)
             return
+        REQUEST_ID.set(rid)  # for log lines; this task is this request's
         if trace is not None:
             trace.request_id = rid
             trace.user_agent = user_agent
             trace.path = raw_path.decode("latin-1")  # replaced by the canonical path once there is one
+        if hosts != 1 or not host_ok(host):
+            problem = host_problem(hosts, host, scope.get("http_version", "1.1"))
+            if problem is not None:
+                message = "The request must carry exactly one valid Host header."
+                await send_error(send, "bad_request", rid, message=message, details={"reason": problem}, head=head)
+                return
         try:
             target = canonicalize(raw_path, scope.get("query_string", b""))
         except BadTarget as exc:
@@ -152,6 +167,9 @@ class HttpProxy:
             await send_error(send, code, rid, details={"reason": exc.reason}, head=head)
             return
         try:
+            if chunked and scope.get("http_version") == "1.0":
+                # RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing.
+                raise FramingError("Transfer-Encoding in an HTTP/1.0 request")
             content_length = framing_length(lengths, chunked)
         except FramingError as exc:
             await send_error(
@@ -172,6 +190,9 @@ class HttpProxy:
             trace.path = target.path
         if method == "OPTIONS" and await self._preflight(scope, receive, send, snapshot, host, target, rid):
             return
+        if method == "TRACE":  # never forwarded: it would echo the request, credentials and identity headers included
+            await send_error(send, "method_not_allowed", rid, extra_headers=[(b"allow", _ALLOW_ALL)])
+            return
         match = snapshot.router.lookup(host, method, target.path)
         if match is None:
             await send_error(send, "not_found", rid, head=head)
@@ -179,6 +200,8 @@ class HttpProxy:
         if isinstance(match, MethodNotAllowed):
             await send_error(send, "method_not_allowed", rid, head=head, extra_headers=[(b"allow", match.allow_header)])
             return
+        if tracing.ENABLED:
+            tracing.on_route(match)
         has_body = chunked or bool(content_length)
         chain: PolicyChain | None = match.entry.api.extra  # type: ignore[assignment]
         ctx = None
@@ -399,14 +422,18 @@ class HttpProxy:
                 await _answer(send, _too_large(exc.limit), ctx, head, close=True)
                 return
             except UpstreamError as exc:
-                lease.failure()
+                forbidden = isinstance(exc, UpstreamForbidden)
+                if not forbidden:  # a refused address is the gateway's rule, not the target's health
+                    lease.failure()
                 lease.release()
                 retryable = isinstance(exc, UpstreamConnectError) or (
                     isinstance(exc, UpstreamTimeout) and exc.phase == "connect"
                 )
                 if retryable and not body.started and may_retry(method, False, attempt, upstream.spec.retries):
                     continue
-                if isinstance(exc, UpstreamTimeout):
+                if forbidden:
+                    code = "upstream_forbidden"
+                elif isinstance(exc, UpstreamTimeout):
                     code = "upstream_timeout"
                 elif isinstance(exc, UpstreamConnectError):
                     code = "upstream_unreachable"

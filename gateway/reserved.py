@@ -5,7 +5,8 @@
   load. A stale snapshot (the database unreachable since) still serves traffic
   and reports ``"stale": true`` with the error, so operators see it without the
   gateway being pulled out of rotation for a control-plane outage.
-* ``/__apim/metrics`` — Prometheus exposition.
+* ``/__apim/metrics`` — Prometheus exposition: with several workers, the sum of
+  all of them whichever worker answers (``gateway.metrics``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from gateway import metrics_multiprocess
 
 RESERVED_PREFIX = b"/__apim"
 
@@ -41,7 +44,13 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes, he
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
-async def serve_reserved(scope: Scope, send: Send, *, status: Callable[[], dict[str, Any]]) -> None:
+async def serve_reserved(
+    scope: Scope,
+    send: Send,
+    *,
+    status: Callable[[], dict[str, Any]],
+    metrics: Callable[[], bytes] = metrics_multiprocess.render,
+) -> None:
     path = scope["raw_path"]
     head = scope["method"] == "HEAD"
     if scope["method"] not in ("GET", "HEAD"):
@@ -55,6 +64,6 @@ async def serve_reserved(scope: Scope, send: Send, *, status: Callable[[], dict[
         body = json.dumps({"status": "ready" if ready else "not_ready", **state}).encode()
         await _respond(send, 200 if ready else 503, body, b"application/json", head)
     elif path == RESERVED_PREFIX + b"/metrics":
-        await _respond(send, 200, generate_latest(), CONTENT_TYPE_LATEST.encode(), head)
+        await _respond(send, 200, metrics(), CONTENT_TYPE_LATEST.encode(), head)
     else:
         await _respond(send, 404, b'{"success":false,"error":{"code":"not_found"}}', b"application/json", head)

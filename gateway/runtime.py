@@ -21,9 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from analytics.recorder import UsageRecorder
+from apim.observability.tracing import shutdown_tracing
+from apim.target_addresses import AddressGuard
+from gateway import tracing
 from gateway.config import GatewaySnapshot
 from gateway.headers import TrustedProxies
 from gateway.health import ActiveHealthChecker, HealthRegistry
+from gateway.metrics import GatewayMetrics, runtime_gauges
 from gateway.proxy import HttpProxy
 from gateway.reload import ConfigWatcher
 from gateway.reserved import serve_reserved
@@ -73,14 +77,26 @@ class GatewayRuntime:
         )
         # One usage record per request, buffered in memory and flushed off the request path.
         self.usage = UsageRecorder.from_settings()
+        # Prometheus metrics: counted from each usage record, published once a second (gateway.metrics).
+        self.metrics = GatewayMetrics(
+            gauges=lambda: runtime_gauges(self.registry, self.watcher, self.usage),
+            reloads=lambda: self.watcher.reloads,
+        )
+        record = self.metrics.counting(self.usage.record)
         self.http = HttpProxy(
             snapshot=lambda: self.watcher.current,
-            client=self.client,
+            # Traced (a span and trace headers per upstream call) only when tracing is on.
+            client=tracing.wrap_client_factory(self.client) if tracing.ENABLED else self.client,
             trusted_proxies=trusted_proxies,
-            reserved=lambda scope, send: serve_reserved(scope, send, status=self.status),
-            usage=self.usage.record,
+            reserved=lambda scope, send: serve_reserved(scope, send, status=self.status, metrics=self.metrics.render),
+            usage=record,
         )
-        self.websocket = WebSocketProxy(snapshot=lambda: self.watcher.current, trusted_proxies=trusted_proxies)
+        self.websocket = WebSocketProxy(
+            snapshot=lambda: self.watcher.current,
+            trusted_proxies=trusted_proxies,
+            usage=record,
+            guard=AddressGuard.from_settings(),
+        )
 
     async def _run_policy_io(self, fn: Callable[[], Any]) -> Any:
         """Blocking lookups for policies (a key-cache miss) on their own small pool.
@@ -110,7 +126,8 @@ class GatewayRuntime:
 
     def client(self) -> UpstreamClient:
         if self._client is None:
-            self._client = create_upstream_client(self.client_kind)
+            # The SSRF guard (None when APIM_ALLOW_PRIVATE_TARGETS): checked per new connection.
+            self._client = create_upstream_client(self.client_kind, guard=AddressGuard.from_settings())
         return self._client
 
     def status(self) -> dict[str, Any]:
@@ -172,6 +189,7 @@ class GatewayRuntime:
                     await self.usage.start()
                     await self.watcher.start()
                     self.checker.start()
+                    await self.metrics.start()
                 except Exception as exc:
                     logger.exception("gateway start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -193,9 +211,12 @@ class GatewayRuntime:
                 await self.policy_services.stop()
                 # Last: every request has finished, so its record is in the buffer (SIGTERM flushes).
                 await self.usage.stop()
+                await self.metrics.stop()
                 await self._close_policy_io()
                 if self._client is not None:
                     await self._client.aclose()
                 await self.websocket.aclose()
+                # Export the spans still queued (a no-op when tracing is off).
+                await asyncio.to_thread(shutdown_tracing)
                 await send({"type": "lifespan.shutdown.complete"})
                 return

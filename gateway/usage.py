@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Record = Callable[..., None]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 # Recorded when the client went away before any response started (nginx's convention).
 CLIENT_CLOSED = 499
@@ -33,6 +34,7 @@ class UsageTrace:
         "client_ip",
         "ctx",
         "error_code",
+        "finished_ns",
         "gateway_ns",
         "match",
         "path",
@@ -65,6 +67,7 @@ class UsageTrace:
         self.upstream_ns: int | None = None
         self.gateway_ns = 0
         self.error_code = ""  # set by gateway.errors.send_error: the gateway answered itself
+        self.finished_ns = 0  # when the measured latency ends; 0: when the record is emitted
 
     async def __call__(self, message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
@@ -82,10 +85,10 @@ class UsageTrace:
         record(
             request_id=self.request_id.decode("latin-1"),
             tenant_id=str(api.tenant_id) if api is not None else None,
-            method=scope.get("method", ""),
+            method=scope.get("method", "GET"),  # a WebSocket scope has none: its upgrade request is a GET
             path=self.path,
             status=self.status or CLIENT_CLOSED,
-            latency_us=(time.perf_counter_ns() - self.started_ns) // 1000,
+            latency_us=((self.finished_ns or time.perf_counter_ns()) - self.started_ns) // 1000,
             api_id=str(api.api_id) if api is not None else None,
             route=match.entry.pattern if match is not None else "",
             consumer_id=identity.consumer_id if identity is not None else None,
@@ -101,3 +104,59 @@ class UsageTrace:
             upstream_target=self.upstream_target,
             timestamp=self.started_wall,
         )
+
+
+class WebSocketUsageTrace(UsageTrace):
+    """The usage record of one WebSocket upgrade request, emitted when the session ends.
+
+    A session is one request, like any other, so it leaves one record:
+
+    * ``status``: 101 for a session that was accepted and relayed; the HTTP
+      status of a refused handshake (a policy denial, 404, an upstream that
+      answered the upgrade with 401...); 403 for a handshake closed before it
+      was accepted (what the server answers then); and for a session the gateway
+      accepted only to close it because the upstream could not be reached, the
+      status the same failure has over HTTP (502 / 503 / 504) so that it counts
+      as an error and not as a success.
+    * ``latency_us``: the handshake's, until the client was accepted — a
+      session's duration (minutes, hours) would swamp the latency percentiles
+      that every other record feeds.
+    * ``bytes_in`` / ``bytes_out``: message payload bytes over the whole session.
+    """
+
+    __slots__ = ()
+
+    async def __call__(self, message: MutableMapping[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "websocket.send":
+            data = message.get("bytes")
+            self.bytes_out += len(data) if data is not None else len((message.get("text") or "").encode())
+        elif kind == "websocket.accept":
+            self.status = 101
+            self.finished_ns = time.perf_counter_ns()
+        elif kind == "websocket.http.response.start":
+            self.status = message["status"]
+            self.finished_ns = time.perf_counter_ns()
+        elif kind == "websocket.http.response.body":
+            self.bytes_out += len(message.get("body", b""))
+        elif kind == "websocket.close" and not self.status:
+            self.status = 403
+            self.finished_ns = time.perf_counter_ns()
+        await self.send(message)
+
+    def counted(self, receive: Receive) -> Receive:
+        """``receive`` counting the client's message payload bytes into ``bytes_in``."""
+
+        async def receive_counted() -> MutableMapping[str, Any]:
+            message = await receive()
+            if message["type"] == "websocket.receive":
+                data = message.get("bytes")
+                self.bytes_in += len(data) if data is not None else len((message.get("text") or "").encode())
+            return message
+
+        return receive_counted
+
+    def gateway_failure(self, code: str, status: int) -> None:
+        """The gateway accepted the client only to close it at once (no target, upstream unreachable)."""
+        self.error_code = code
+        self.status = status

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -59,13 +60,17 @@ from typing import Any, Final
 import aiohttp
 from yarl import URL
 
+from apim.observability.context import REQUEST_ID
+from apim.target_addresses import AddressGuard
 from gateway.canonical import BadTarget, CanonicalTarget, canonicalize
 from gateway.config import GatewaySnapshot, UpstreamRuntime
-from gateway.errors import envelope
+from gateway.errors import ERRORS, envelope
 from gateway.headers import Seen, TrustedProxies, client_address, request_id, upstream_request_headers
 from gateway.ids import new_request_id
 from gateway.retry import may_retry
 from gateway.router import Match, MethodNotAllowed
+from gateway.upstream.aiohttp_client import GuardedTCPConnector, forbidden_connect
+from gateway.usage import Record, WebSocketUsageTrace
 from policies.base import Denial
 from policies.context import BodyTooLarge, ClientGone, RequestContext
 from policies.engine import POLICY_UNAVAILABLE, PolicyChain
@@ -163,8 +168,12 @@ class WebSocketProxy:
         trusted_proxies: TrustedProxies,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         close_timeout: float = CLOSE_TIMEOUT,
+        usage: Record | None = None,
+        guard: AddressGuard | None = None,
     ) -> None:
         self._snapshot = snapshot
+        self._usage = usage
+        self._guard = guard  # the SSRF check on every upstream connect (None: private targets allowed)
         self._trusted = trusted_proxies
         self.max_message_size = max_message_size
         self._close_timeout = close_timeout
@@ -176,7 +185,11 @@ class WebSocketProxy:
         if self._session is None or self._session.closed:
             # Every WebSocket holds its connection for its whole life and is never
             # pooled, so the connector must not cap them (aiohttp's default is 100).
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+            connector = (
+                aiohttp.TCPConnector(limit=0, limit_per_host=0)
+                if self._guard is None
+                else GuardedTCPConnector(guard=self._guard, limit=0, limit_per_host=0)
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
@@ -195,9 +208,21 @@ class WebSocketProxy:
     # -- request path ------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one session; with a usage recorder, also leave one usage record when it ends."""
         message = await receive()
         if message["type"] != "websocket.connect":  # the client left before the handshake
             return
+        if self._usage is None:
+            await self._handle(scope, receive, send, None)
+            return
+        trace = WebSocketUsageTrace(send)
+        try:
+            await self._handle(scope, trace.counted(receive), trace, trace)
+        finally:
+            if not trace.reserved:
+                trace.emit(self._usage, scope)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, trace: WebSocketUsageTrace | None) -> None:
         # ASGI requires lowercase header names (uvicorn's WebSocket implementations
         # deliver them so). Every rule below compares lowercase names (Host for
         # routing, X-Forwarded-* / X-Request-ID replacement, hop-by-hop removal),
@@ -205,8 +230,13 @@ class WebSocketProxy:
         # through, so normalise once: a handshake has a handful of headers.
         headers = [(name.lower(), value) for name, value in scope["headers"]]
         rid = request_id(headers, new_request_id)
+        REQUEST_ID.set(rid)  # for log lines; this task is this connection's
         denial = "websocket.http.response" in (scope.get("extensions") or {})
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("latin-1")
+        if trace is not None:
+            trace.request_id = rid
+            trace.path = raw_path.decode("latin-1")  # replaced by the canonical path once there is one
+            trace.user_agent = next((value for name, value in headers if name == b"user-agent"), b"")
 
         if raw_path.startswith(b"/__apim"):  # reserved endpoints are plain HTTP only
             await self._deny(send, denial, "not_found", rid)
@@ -220,6 +250,8 @@ class WebSocketProxy:
         if snapshot is None:
             await self._deny(send, denial, "not_ready", rid)
             return
+        if trace is not None:
+            trace.path = target.path
         match = snapshot.router.lookup(_host_header(headers), "GET", target.path)
         if match is None:
             await self._deny(send, denial, "not_found", rid)
@@ -227,10 +259,12 @@ class WebSocketProxy:
         if isinstance(match, MethodNotAllowed):
             await self._deny(send, denial, "method_not_allowed", rid, extra=[(b"allow", match.allow_header)])
             return
+        if trace is not None:
+            trace.match = match
         ctx = None
         chain: PolicyChain | None = match.entry.api.extra  # type: ignore[assignment]
         if chain is not None:
-            ctx = await self._run_policies(chain, scope, headers, receive, match, target, rid)
+            ctx = await self._run_policies(chain, scope, headers, receive, match, target, rid, trace)
             if isinstance(ctx, Denial):
                 await self._deny(
                     send,
@@ -246,7 +280,7 @@ class WebSocketProxy:
         upstream_id = match.entry.upstream_id
         upstream = snapshot.upstreams.get(upstream_id) if upstream_id is not None else None  # type: ignore[call-overload]
         if upstream is None:
-            await self._accept_and_close(send, rid, TRY_AGAIN_LATER, "no upstream target")
+            await self._accept_and_close(send, rid, TRY_AGAIN_LATER, "no upstream target", "no_healthy_target")
             return
         await self._proxy(scope, headers, receive, send, match, upstream, target, rid, ctx)
 
@@ -259,6 +293,7 @@ class WebSocketProxy:
         match: Match,
         target: CanonicalTarget,
         rid: bytes,
+        trace: WebSocketUsageTrace | None = None,
     ) -> RequestContext | Denial:
         """The API's request policies on the upgrade request, exactly as for HTTP (key, limits, IP rules...).
 
@@ -283,6 +318,9 @@ class WebSocketProxy:
             content_length=None,
             has_body=False,
         )
+        if trace is not None:  # its identity and deny reason go into the usage record
+            trace.ctx = ctx
+            trace.client_ip = ctx.client_ip
         try:
             result = await chain.on_request(ctx)
         except (BodyTooLarge, ClientGone):  # a handshake has no body; a client gone cannot be answered
@@ -314,6 +352,8 @@ class WebSocketProxy:
         extra: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         """Refuse the handshake: an HTTP error envelope when the server allows it, else close 1008 (403)."""
+        if isinstance(send, WebSocketUsageTrace):
+            send.error_code = code
         if not denial:
             await send({"type": "websocket.close", "code": POLICY_VIOLATION})
             return
@@ -329,9 +369,12 @@ class WebSocketProxy:
         await send({"type": "websocket.http.response.start", "status": status or default_status, "headers": out})
         await send({"type": "websocket.http.response.body", "body": body})
 
-    async def _accept_and_close(self, send: Send, rid: bytes, code: int, reason: str) -> None:
+    async def _accept_and_close(self, send: Send, rid: bytes, code: int, reason: str, error: str) -> None:
+        """Tell the client why with a close code (see the module docstring); ``error`` is the gateway's error code."""
         await send({"type": "websocket.accept", "headers": [(b"x-request-id", rid)]})
         await send({"type": "websocket.close", "code": code, "reason": reason})
+        if isinstance(send, WebSocketUsageTrace):
+            send.gateway_failure(error, ERRORS[error][0])
 
     async def _proxy(
         self,
@@ -354,6 +397,9 @@ class WebSocketProxy:
                 remove = _HANDSHAKE_HEADERS | ctx.drop_headers
         peer = (scope.get("client") or ("0.0.0.0", 0))[0]  # noqa: S104 - a placeholder address, not a bind
         client_ip = client_address(peer, headers, self._trusted)
+        trace = send if isinstance(send, WebSocketUsageTrace) else None
+        if trace is not None and trace.client_ip is None:
+            trace.client_ip = client_ip
         scheme = "https" if scope.get("scheme") == "wss" else "http"
         seen = Seen(
             peer=peer,
@@ -374,9 +420,13 @@ class WebSocketProxy:
             attempt += 1
             lease = upstream.balancer.pick(client_ip, tried)
             if lease is None:
-                await self._accept_and_close(send, rid, TRY_AGAIN_LATER, "no healthy upstream target")
+                await self._accept_and_close(
+                    send, rid, TRY_AGAIN_LATER, "no healthy upstream target", "no_healthy_target"
+                )
                 return
             tried.add(lease.url)
+            if trace is not None:
+                trace.upstream_target = lease.url
             try:
                 spec = lease.spec
                 path = spec.path_prefix + forwarded_path if spec.path_prefix else forwarded_path
@@ -388,6 +438,7 @@ class WebSocketProxy:
                 if ctx is not None and ctx.upstream_headers:
                     out_headers.extend(ctx.upstream_headers)
                 str_headers = [(name.decode("latin-1"), _header_str(value)) for name, value in out_headers]
+                opening = time.perf_counter_ns()
                 try:
                     async with asyncio.timeout(upstream.timeouts.connect):
                         ws = await session.ws_connect(
@@ -405,7 +456,7 @@ class WebSocketProxy:
                     if status == 101:  # it said yes but got the handshake wrong
                         lease.failure()
                         lease.release()
-                        await self._accept_and_close(send, rid, BAD_GATEWAY, "bad upstream handshake")
+                        await self._accept_and_close(send, rid, BAD_GATEWAY, "bad upstream handshake", "upstream_error")
                         return
                     lease.report_status(status)
                     lease.release()  # before answering: the target is no longer in use
@@ -421,22 +472,33 @@ class WebSocketProxy:
                             details={"upstream_status": status},
                         )
                     else:
-                        await self._accept_and_close(send, rid, BAD_GATEWAY, "upstream refused upgrade")
+                        await self._accept_and_close(
+                            send, rid, BAD_GATEWAY, "upstream refused upgrade", "upstream_error"
+                        )
                     return
                 except TimeoutError:
                     lease.failure()
                     lease.release()
-                    await self._accept_and_close(send, rid, BAD_GATEWAY, "upstream timeout")
+                    await self._accept_and_close(send, rid, BAD_GATEWAY, "upstream timeout", "upstream_timeout")
                     return
                 except (aiohttp.ClientError, OSError) as exc:
+                    if forbidden_connect(exc):  # the gateway's rule, not the target's health
+                        lease.release()
+                        await self._accept_and_close(
+                            send, rid, BAD_GATEWAY, "upstream forbidden", "upstream_forbidden"
+                        )
+                        return
                     lease.failure()
                     lease.release()
                     connect_failed = isinstance(exc, aiohttp.ClientConnectorError)
                     if connect_failed and may_retry("GET", False, attempt, upstream.spec.retries):
                         continue
-                    await self._accept_and_close(send, rid, BAD_GATEWAY, "upstream unreachable")
+                    await self._accept_and_close(send, rid, BAD_GATEWAY, "upstream unreachable", "upstream_unreachable")
                     return
                 lease.success()
+                if trace is not None:  # the upstream's share is its handshake; the rest is the gateway's
+                    trace.upstream_ns = time.perf_counter_ns() - opening
+                    trace.gateway_ns = opening - trace.started_ns
                 try:
                     await self._relay(receive, send, ws, rid)
                 finally:

@@ -4,17 +4,46 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
 from apim.admin.mixins import ModelService, TenantScopedAdmin
-from policies import registry
+from policies import registry, secrets
 from policies.models import PolicyAttachment
 from policies.services import policy_attachment_delete, policy_attachment_save
 
 
+class PolicyAttachmentForm(forms.ModelForm):
+    """Shows secrets as ``[redacted]``; saving the placeholder back keeps the stored secret.
+
+    The placeholder is swapped back in ``clean_config`` because the model form
+    validates the instance (``full_clean``) before any service runs.
+    """
+
+    class Meta:
+        model = PolicyAttachment
+        fields = ("tenant", "policy", "api", "consumer", "config", "enabled", "priority")
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        instance = self.instance
+        if instance.pk is not None and "config" in self.fields and not self.is_bound:
+            self.initial["config"] = secrets.redact(instance.policy, instance.config)
+
+    def clean_config(self):  # type: ignore[no-untyped-def]
+        config = self.cleaned_data.get("config")
+        policy = self.cleaned_data.get("policy") or self.instance.policy
+        stored = self.instance.config if self.instance.pk is not None else None
+        try:
+            return secrets.restore(policy, config, stored)
+        except secrets.RedactedWithoutSecret as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
 @admin.register(PolicyAttachment)
 class PolicyAttachmentAdmin(TenantScopedAdmin):
+    form = PolicyAttachmentForm
     list_display = ("policy", "scope", "api", "consumer", "tenant", "enabled", "priority", "updated_at")
     list_filter = ("policy", "enabled", ("tenant", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("api", "consumer", "tenant")

@@ -45,6 +45,8 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from apim.target_addresses import private_targets_allowed, url_refusal
+
 logger = logging.getLogger(__name__)
 
 MAX_JWKS_BYTES = 1024 * 1024
@@ -155,6 +157,7 @@ class JwksCache:
             source.attempted_at = time.monotonic()
             source.fetches += 1
         try:
+            _check_address(url)
             with (
                 httpx.Client(trust_env=False, timeout=self.timeout, follow_redirects=False) as client,
                 client.stream("GET", url, headers={"accept": "application/json"}) as response,
@@ -216,6 +219,7 @@ class JwksCache:
 
     async def _refresh(self, source: _Source) -> None:
         try:
+            await asyncio.get_running_loop().run_in_executor(None, _check_address, source.url)
             async with (
                 httpx.AsyncClient(trust_env=False, timeout=self.timeout, follow_redirects=False) as client,
                 client.stream("GET", source.url, headers={"accept": "application/json"}) as response,
@@ -248,6 +252,20 @@ class JwksCache:
 
     def urls(self) -> Iterable[str]:
         return list(self._sources)
+
+
+def _check_address(url: str) -> None:
+    """Refuse to fetch from loopback, link-local or the gateway's own ports (SSRF), by resolved address.
+
+    Resolved just before the fetch, which narrows but does not close a DNS
+    rebinding window (httpx resolves again to connect); the upstream clients,
+    which carry real traffic, connect to the checked addresses themselves.
+    """
+    if private_targets_allowed():
+        return
+    reason = url_refusal(url)
+    if reason is not None:
+        raise JwksError(f"refused to fetch the JWKS: {reason}")
 
 
 def _check_status(response: httpx.Response) -> None:

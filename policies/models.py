@@ -60,6 +60,14 @@ class PolicyAttachment(TenantOwned):
             ),
         ]
 
+    def audit_redact(self, data: dict) -> dict:
+        """The audit log is read by viewers: secrets in the config are left out like a key's digest."""
+        from .secrets import redact
+
+        if isinstance(data.get("config"), dict):
+            data["config"] = redact(self.policy, data["config"])
+        return data
+
     def __str__(self) -> str:
         return f"{self.policy} ({self.scope})"
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.core.exceptions import ValidationError
+
 from apim.services.common import entity_delete, entity_save
 
+from . import secrets
 from .models import PolicyAttachment
 
 if TYPE_CHECKING:
@@ -13,6 +16,14 @@ if TYPE_CHECKING:
 
 
 def policy_attachment_save(*, attachment: PolicyAttachment, actor: Actor) -> PolicyAttachment:
+    """Validate and save; a ``[redacted]`` placeholder at a secret's place keeps the stored secret."""
+    stored = None
+    if attachment.pk is not None and not attachment._state.adding:
+        stored = PolicyAttachment.objects.filter(pk=attachment.pk).values_list("config", flat=True).first()
+    try:
+        attachment.config = secrets.restore(attachment.policy, attachment.config, stored)
+    except secrets.RedactedWithoutSecret as exc:
+        raise ValidationError({"config": [str(exc)]}) from None
     entity_save(instance=attachment, actor=actor)
     return attachment
 

@@ -5,6 +5,6 @@ Shared behaviour lives in ``mixins`` (scoping, service-backed writes) and
 ``tools`` (operator actions and change-page buttons).
 """
 
-from . import audit, catalog, tenancy
+from . import audit, catalog, tenancy, tokens
 
-__all__ = ["audit", "catalog", "tenancy"]
+__all__ = ["audit", "catalog", "tenancy", "tokens"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
 
 from apim.models import API, ApiStatus, Route, Target, Upstream
@@ -17,10 +19,12 @@ from apim.services.catalog import (
     route_save,
     target_delete,
     target_save,
+    target_url_check,
     upstream_delete,
     upstream_save,
 )
 from gateway.selectors import target_health_for_upstream
+from policies.admin import PolicyAttachmentForm
 from policies.models import PolicyAttachment
 from policies.services import policy_attachment_delete, policy_attachment_save
 
@@ -47,6 +51,7 @@ class PolicyAttachmentInline(TenantScopedInline, admin.TabularInline):
     """Policies of this API (for every consumer or one); tenant-wide ones are on the policy list."""
 
     model = PolicyAttachment
+    form = PolicyAttachmentForm
     fk_name = "api"
     fields = ("policy", "consumer", "config", "enabled", "priority")
     autocomplete_fields = ("consumer",)
@@ -76,8 +81,27 @@ class APIAdmin(ObjectToolsMixin, TenantScopedAdmin):
     actions = [service_action(tool) for tool in object_tools]
 
 
+class TargetInlineForm(forms.ModelForm):
+    """Runs the service's address check while validating, so a refused URL is an error on its own row."""
+
+    class Meta:
+        model = Target
+        fields = ("url", "weight", "enabled")
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        if self.instance.pk is not None and url == self.instance.url:
+            return url  # unchanged: the service does not check it again either
+        try:
+            target_url_check(url=url)
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["url"]) from None
+        return url
+
+
 class TargetInline(TenantScopedInline, admin.TabularInline):
     model = Target
+    form = TargetInlineForm
     fields = ("url", "weight", "enabled")
     service = ModelService(arg="target", save=target_save, delete=target_delete)
 

@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions
 from rest_framework.decorators import action
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,11 +22,14 @@ from apim.services import catalog, tenants, tokens
 from gateway.selectors import target_health_for_targets, target_health_for_upstream
 
 from . import filters as api_filters
+from . import openapi_import
 from . import serializers as s
 from .permissions import TokenAllowsMethod
 from .schema import TENANT_PARAMETERS
 from .tenancy import is_staff
 from .viewsets import (
+    ERRORS,
+    WRITE_ERRORS,
     BaseViewSet,
     CreateMixin,
     DestroyMixin,
@@ -96,7 +100,9 @@ class MembershipApi(ListMixin, RetrieveMixin, CreateMixin, UpdateMixin, DestroyM
         return tenants.membership_set(tenant=self.tenant, user=data["user"], role=data["role"], actor=self.actor)
 
     def perform_update(self, instance: Membership, data: dict[str, Any]) -> Membership:
-        return tenants.membership_set(tenant=self.tenant, user=instance.user, role=data["role"], actor=self.actor)
+        # PATCH is partial: an empty body changes nothing (it used to be a KeyError, a 500).
+        role = data.get("role", instance.role)
+        return tenants.membership_set(tenant=self.tenant, user=instance.user, role=role, actor=self.actor)
 
     def perform_destroy(self, instance: Membership) -> None:
         tenants.membership_remove(membership=instance, actor=self.actor)
@@ -140,6 +146,26 @@ class ApiApi(ListMixin, RetrieveMixin, CreateMixin, UpdateMixin, DestroyMixin, T
     @action(detail=True, methods=["post"])
     def retire(self, request: Request, pk: str) -> Response:
         return self._transition("retired")
+
+    @extend_schema(
+        tags=["apis"],
+        parameters=[*TENANT_PARAMETERS, *openapi_import.OPENAPI_IMPORT_PARAMETERS],
+        request=openapi_import.OPENAPI_IMPORT_REQUEST,
+        responses={**openapi_import.OPENAPI_IMPORT_RESPONSES, **WRITE_ERRORS},
+        summary="Create or update an API, its routes and request validation from an OpenAPI 3.0/3.1 document",
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import-openapi",
+        parser_classes=[MultiPartParser, openapi_import.OpenApiDocumentParser],
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def import_openapi(self, request: Request) -> Response:
+        return openapi_import.import_openapi_response(
+            request, tenant=self.tenant, actor=self.actor, context=self.get_serializer_context()
+        )
 
 
 @documented(["routes"])
@@ -188,7 +214,7 @@ class UpstreamApi(ListMixin, RetrieveMixin, CreateMixin, UpdateMixin, DestroyMix
     @extend_schema(
         tags=["upstreams"],
         parameters=TENANT_PARAMETERS,
-        responses={200: s.TargetHealthOutputSerializer(many=True)},
+        responses={200: s.TargetHealthOutputSerializer(many=True), **ERRORS},
         summary="Live health of the upstream's targets as every gateway worker sees it",
     )
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])

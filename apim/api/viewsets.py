@@ -35,7 +35,11 @@ ERRORS = {
     404: OpenApiResponse(ErrorEnvelopeSerializer, description="No such object in this tenant."),
     429: OpenApiResponse(ErrorEnvelopeSerializer, description="Throttled; see Retry-After."),
 }
-WRITE_ERRORS = {**ERRORS, 409: OpenApiResponse(ErrorEnvelopeSerializer, description="Conflicts with the state.")}
+WRITE_ERRORS = {
+    **ERRORS,
+    409: OpenApiResponse(ErrorEnvelopeSerializer, description="Conflicts with the state."),
+    415: OpenApiResponse(ErrorEnvelopeSerializer, description="The body's Content-Type is not one the API reads."),
+}
 
 
 class BaseViewSet(viewsets.GenericViewSet):

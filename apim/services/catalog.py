@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from apim.exceptions import IllegalTransition
 from apim.models import API, API_TRANSITIONS, ApiStatus, Route, Target, Tenant, Upstream
+from apim.target_addresses import private_targets_allowed, url_refusal
+from apim.validators import validate_upstream_url
 
 from .common import entity_delete, entity_save, locked_change
 
@@ -124,8 +127,45 @@ def upstream_delete(*, upstream: Upstream, actor: Actor) -> None:
 
 
 def target_save(*, target: Target, actor: Actor) -> Target:
+    """Create or update a target; its host must not lead back into the gateway (SSRF).
+
+    Unless ``APIM_ALLOW_PRIVATE_TARGETS``, every address the host resolves to
+    is checked (``apim.target_addresses``): loopback, unspecified, link-local
+    and the deployment's own ports are refused as a field error on ``url``.
+    The gateway checks again when it connects (DNS may change in between).
+    Only a new target or a changed URL is checked: a target saved while the
+    setting allowed it can still be edited (weight, enabled) or deleted.
+    """
+    if target._state.adding or target.url != _stored_url(target):
+        target_url_check(url=target.url)
     entity_save(instance=target, actor=actor)
     return target
+
+
+def _stored_url(target: Target) -> str | None:
+    return Target.objects.filter(pk=target.pk).values_list("url", flat=True).first()
+
+
+def target_url_check(*, url: str) -> None:
+    """Raise a ``url`` field error when ``url`` points at an address targets may not use."""
+    if private_targets_allowed():
+        return
+    try:
+        validate_upstream_url(url)
+    except ValidationError:
+        return  # full_clean reports the malformed URL in the validator's own words
+    reason = url_refusal(url)
+    if reason is not None:
+        raise ValidationError(
+            {
+                "url": ValidationError(
+                    "%(reason)s. Targets may not point at loopback, link-local (cloud metadata) or unspecified "
+                    "addresses, nor at the gateway's own ports, unless APIM_ALLOW_PRIVATE_TARGETS is set.",
+                    code="url_forbidden_address",
+                    params={"reason": reason[:1].upper() + reason[1:]},
+                )
+            }
+        )
 
 
 def target_delete(*, target: Target, actor: Actor) -> None:

@@ -48,6 +48,9 @@ def snapshot(instance: models.Model) -> dict[str, Any]:
     if instance.pk is not None and not instance._state.adding:
         for field in instance._meta.many_to_many:
             data[field.name] = sorted(str(pk) for pk in getattr(instance, field.name).values_list("pk", flat=True))
+    redact = getattr(instance, "audit_redact", None)  # a model's secrets inside a field (policy configs)
+    if redact is not None:
+        data = redact(data)
     return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
 
 

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apim.events import publish_config_changed
+from apim.exceptions import Conflict
 from apim.models import Membership, Role, Tenant, TenantHost
 
 from .common import audit_record, entity_delete, entity_save, snapshot
@@ -77,12 +78,41 @@ def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str, actor: 
 
 
 def membership_save(*, membership: Membership, actor: Actor) -> Membership:
-    entity_save(instance=membership, actor=actor, config=False)
+    """Create or change a membership; demoting the tenant's last owner is refused (409 ``last_owner``)."""
+    with transaction.atomic():
+        if not membership._state.adding and membership.role != Role.OWNER:
+            _keep_an_owner(membership=membership, action="demote")
+        entity_save(instance=membership, actor=actor, config=False)
     return membership
 
 
 def membership_remove(*, membership: Membership, actor: Actor) -> None:
-    entity_delete(instance=membership, actor=actor, config=False)
+    """Remove a member; removing the tenant's last owner is refused (409 ``last_owner``)."""
+    with transaction.atomic():
+        _keep_an_owner(membership=membership, action="remove")
+        entity_delete(instance=membership, actor=actor, config=False)
+
+
+def _keep_an_owner(*, membership: Membership, action: str) -> None:
+    """Refuse to leave a tenant without an owner: nobody could manage its members any more.
+
+    Only owners manage members, so a tenant without one needs a superuser to
+    recover. All the tenant's owner rows are locked (in one order, so two
+    owners demoting each other at once serialise): the second of two
+    concurrent demotions sees the first's result and is refused.
+    """
+    owners = list(
+        Membership.objects.select_for_update()
+        .filter(tenant_id=membership.tenant_id, role=Role.OWNER)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if membership.pk in owners and len(owners) == 1:
+        raise Conflict(
+            f"{membership.user} is the last owner of {membership.tenant}; make another member owner "
+            f"before you {action} them.",
+            code="last_owner",
+        )
 
 
 def tenant_create_with_admin(

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "apim.observability.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -158,6 +159,11 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# Admin sign-in throttling (apim.admin.login_throttle): failures counted per user name and per
+# address over a sliding window; past either limit sign-in answers 429 without checking the password.
+APIM_LOGIN_MAX_FAILURES_PER_USER = env.get_int("APIM_LOGIN_MAX_FAILURES_PER_USER", 10)
+APIM_LOGIN_MAX_FAILURES_PER_IP = env.get_int("APIM_LOGIN_MAX_FAILURES_PER_IP", 50)
+APIM_LOGIN_FAILURE_WINDOW = env.get_int("APIM_LOGIN_FAILURE_WINDOW", 900)
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
@@ -189,6 +195,8 @@ APIM_ACCESS_TOKEN_DEFAULT_DAYS = env.get_int("APIM_ACCESS_TOKEN_DEFAULT_DAYS", 9
 APIM_ACCESS_TOKEN_MAX_DAYS = env.get_int("APIM_ACCESS_TOKEN_MAX_DAYS", 365)
 # How long an Idempotency-Key's first response is replayed.
 APIM_IDEMPOTENCY_TTL = timedelta(hours=env.get_int("APIM_IDEMPOTENCY_TTL_HOURS", 24))
+# Largest OpenAPI document `apim_openapi_import` and POST /api/v1/apis/import-openapi/ accept.
+APIM_OPENAPI_MAX_BYTES = env.get_int("APIM_OPENAPI_MAX_BYTES", 4 * 1024 * 1024)
 SPECTACULAR_SETTINGS = {
     "TITLE": "apim management API",
     "VERSION": "1.0.0",
@@ -209,8 +217,9 @@ SPECTACULAR_SETTINGS = {
 APIM_DEMO_ECHO = env.get_bool("APIM_DEMO_ECHO", APIM_ENV != "production")
 APIM_WEB_PORT = env.get_int("APIM_WEB_PORT", 8080)
 APIM_GATEWAY_PORT = env.get_int("APIM_GATEWAY_PORT", 8081)
-# Loopback / private upstream targets: needed locally, refused in production unless allowed.
-APIM_ALLOW_PRIVATE_TARGETS = env.get_bool("APIM_ALLOW_PRIVATE_TARGETS", APIM_ENV != "production")
+# Upstream targets and JWKS URLs on loopback, link-local (cloud metadata) or the gateway's own
+# ports (apim/target_addresses.py): refused unless allowed. local.py and test.py allow them.
+APIM_ALLOW_PRIVATE_TARGETS = env.get_bool("APIM_ALLOW_PRIVATE_TARGETS", False)
 
 # Gateway (data plane).
 # The upstream client library: "aiohttp" (default: measured fastest, see the README's
@@ -220,16 +229,22 @@ APIM_GATEWAY_CLIENT = env.get_str("APIM_GATEWAY_CLIENT", "aiohttp") or "aiohttp"
 APIM_TRUSTED_PROXIES = env.get_list("APIM_TRUSTED_PROXIES")
 # How often each gateway worker compares the config fingerprint (the fallback to events).
 APIM_GATEWAY_POLL_INTERVAL = float(env.get_str("APIM_GATEWAY_POLL_INTERVAL", "0.5") or "0.5")
+# Bounds on a request head (gateway.http_protocol): request target → 414; header section
+# bytes or lines → 431. nginx's defaults are in the same range (8 KiB lines, 32 KiB in all).
+APIM_GATEWAY_MAX_URL_BYTES = env.get_int("APIM_GATEWAY_MAX_URL_BYTES", 8 * 1024)
+APIM_GATEWAY_MAX_HEADER_BYTES = env.get_int("APIM_GATEWAY_MAX_HEADER_BYTES", 32 * 1024)
+APIM_GATEWAY_MAX_HEADERS = env.get_int("APIM_GATEWAY_MAX_HEADERS", 100)
+for _name in ("APIM_GATEWAY_MAX_URL_BYTES", "APIM_GATEWAY_MAX_HEADER_BYTES", "APIM_GATEWAY_MAX_HEADERS"):
+    if globals()[_name] < 1:
+        raise EnvError(f"{_name} must be at least 1, not {globals()[_name]}")
 
 LOG_LEVEL = env.get_str("LOG_LEVEL", "INFO") or "INFO"
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+# "json" (one object per line, with request_id and trace ids) or "text"; production defaults to json.
+# Either way a redaction filter keeps API keys, credentials and cookies out of every line.
+APIM_LOG_FORMAT = (env.get_str("APIM_LOG_FORMAT", "text") or "text").lower()
+from apim.observability.logs import logging_config  # noqa: E402
+
+LOGGING = logging_config(APIM_LOG_FORMAT, LOG_LEVEL)
 
 # Policy types this installation offers, in registration order (``policies.registry`` checks them at start-up).
 from policies.registry import DEFAULT_POLICIES  # noqa: E402
@@ -259,7 +274,8 @@ def _usage_int(name: str, default: int, low: int) -> int:
 APIM_USAGE_REDIS_URL = env.get_str("APIM_USAGE_REDIS_URL", REDIS_URL)
 APIM_USAGE_STREAM = env.get_str("APIM_USAGE_STREAM", "apim:usage") or "apim:usage"
 APIM_USAGE_STREAM_GROUP = env.get_str("APIM_USAGE_STREAM_GROUP", "apim-usage-ingest") or "apim-usage-ingest"
-# Stream entries are batches; the approximate MAXLEN only bounds Redis memory in a long database outage.
+# Stream entries are batches. The bound keeps Redis memory finite in a long database outage: a full
+# stream refuses new batches (never trims old ones), and the gateway spills them to its local file.
 APIM_USAGE_STREAM_MAXLEN = _usage_int("APIM_USAGE_STREAM_MAXLEN", 100_000, 1000)
 APIM_USAGE_BUFFER_MAX = _usage_int("APIM_USAGE_BUFFER_MAX", 100_000, 1)  # records in one gateway worker's memory
 APIM_USAGE_SPILL_AFTER = _usage_int("APIM_USAGE_SPILL_AFTER", 10_000, 0)  # kept in memory while the sink is down
@@ -273,7 +289,18 @@ APIM_USAGE_DRAIN_INTERVAL = _usage_int("APIM_USAGE_DRAIN_INTERVAL_SECONDS", 2, 1
 APIM_USAGE_CLAIM_IDLE_MS = _usage_int("APIM_USAGE_CLAIM_IDLE_MS", 60_000, 0)
 APIM_USAGE_PARTITIONS_AHEAD = _usage_int("APIM_USAGE_PARTITIONS_AHEAD", 3, 2)
 APIM_USAGE_RETENTION_MONTHS = _usage_int("APIM_USAGE_RETENTION_MONTHS", 13, 0)  # 0 keeps everything
+# Rollups (minute / hour / day) are recomputed every minute from (last closed minute - grace) on:
+# records arriving later than the grace need `manage.py usage_rollup --since ...`.
+APIM_ROLLUP_GRACE_SECONDS = _usage_int("APIM_ROLLUP_GRACE_SECONDS", 600, 0)
+# Whole monthly rollup partitions older than this are dropped (coarser kept longer; 0 keeps everything).
+APIM_ROLLUP_RETENTION_MONTHS = {
+    "minute": _usage_int("APIM_ROLLUP_RETENTION_MONTHS_MINUTE", 2, 0),
+    "hour": _usage_int("APIM_ROLLUP_RETENTION_MONTHS_HOUR", 13, 0),
+    "day": _usage_int("APIM_ROLLUP_RETENTION_MONTHS_DAY", 60, 0),
+}
 CELERY_BEAT_SCHEDULE = {
+    "usage-rollup": {"task": "analytics.usage_rollup_task", "schedule": 60.0},
     "usage-drain": {"task": "analytics.usage_drain_task", "schedule": float(APIM_USAGE_DRAIN_INTERVAL)},
     "usage-partitions": {"task": "analytics.usage_partitions_task", "schedule": 3600.0},
+    "idempotency-purge": {"task": "apim.idempotency_records_purge_task", "schedule": 3600.0},
 }

@@ -6,8 +6,10 @@ deployment fails at boot with a readable message instead of running unsafely.
 
 from django.core.exceptions import ImproperlyConfigured
 
+from apim.observability.logs import logging_config
+
 from .base import *
-from .base import ALLOWED_HOSTS, APIM_KEY_PEPPERS, DATABASES, DEBUG, REDIS_URL, SECRET_KEY
+from .base import ALLOWED_HOSTS, APIM_KEY_PEPPERS, DATABASES, DEBUG, LOG_LEVEL, REDIS_URL, SECRET_KEY
 from .env import env
 
 _problems: list[str] = []
@@ -38,3 +40,6 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.get_bool("BEHIND_TLS_PROXY", True) else None
 WHITENOISE_USE_FINDERS = False
 APIM_DEMO_ECHO = env.get_bool("APIM_DEMO_ECHO", False)
+# Log aggregators read JSON lines; APIM_LOG_FORMAT=text still wins when set.
+APIM_LOG_FORMAT = (env.get_str("APIM_LOG_FORMAT", "json") or "json").lower()
+LOGGING = logging_config(APIM_LOG_FORMAT, LOG_LEVEL)

@@ -12,6 +12,8 @@ DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
+# Test upstreams run on loopback; the SSRF tests turn this off where they need to.
+APIM_ALLOW_PRIVATE_TARGETS = True
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"].pop("CONN_HEALTH_CHECKS", None)
 if REDIS_URL:

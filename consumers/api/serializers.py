@@ -30,7 +30,11 @@ class TenantMemberField(serializers.SlugRelatedField):
 
 
 class ConsumerOutputSerializer(serializers.ModelSerializer):
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    user = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="The portal account's username, if any."
+    )
+    # Not EmailField: the address is optional, and "" is not ``format: email`` (schemathesis caught it).
+    email = serializers.CharField(read_only=True, help_text="The consumer's email address, or empty.")
 
     class Meta:
         model = Consumer

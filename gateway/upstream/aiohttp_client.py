@@ -58,12 +58,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.streams import EofStream, StreamReader
 from yarl import URL
 
+from apim.target_addresses import AddressGuard, ForbiddenAddress
 from gateway.upstream.base import (
     NO_BODY_STATUSES,
     RequestBody,
     Timeouts,
     UpstreamConnectError,
     UpstreamError,
+    UpstreamForbidden,
     UpstreamProtocolError,
     UpstreamTimeout,
 )
@@ -82,6 +84,40 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _FORBIDDEN_IN_HEAD = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Targets yarl would alter (fragment, spaces, control characters): left to the session path.
 _UNUSUAL_TARGET = re.compile(rb"[\x00-\x20\x7f#]")
+
+
+class GuardedTCPConnector(aiohttp.TCPConnector):
+    """A ``TCPConnector`` that refuses to connect where ``guard`` says no (SSRF, DNS rebinding).
+
+    The check wraps ``_resolve_host``, which the connector calls once per new
+    connection (IP literals included: aiohttp skips the resolver for those, so
+    a resolver wrapper alone would miss ``http://169.254.169.254``). Pooled
+    connections never get here. The refusal is an ``OSError``, which aiohttp
+    reports as ``ClientConnectorDNSError`` before anything is sent.
+    """
+
+    def __init__(self, *, guard: AddressGuard, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._apim_guard = guard
+
+    async def _resolve_host(self, host: str, port: int, traces: Any = None) -> list[Any]:
+        hosts = await super()._resolve_host(host, port, traces=traces)
+        for resolved in hosts:
+            reason = self._apim_guard.refusal(resolved["host"], resolved["port"])
+            if reason is not None:
+                raise ForbiddenAddress(f"refused to connect to {host}: {reason}")
+        return hosts
+
+
+def _forbidden(exc: BaseException) -> ForbiddenAddress | None:
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ForbiddenAddress):
+        return exc.os_error
+    return exc if isinstance(exc, ForbiddenAddress) else None
+
+
+def forbidden_connect(exc: BaseException) -> bool:
+    """Whether ``exc`` is a connect refused by ``GuardedTCPConnector`` (for the WebSocket proxy)."""
+    return _forbidden(exc) is not None
 
 
 class _TransparentRequest(ClientRequest):
@@ -174,6 +210,9 @@ def _map_error(exc: BaseException, *, pump: _BodyPump | None, response_started: 
             return UpstreamTimeout("timed out writing the request body", phase="write", request_sent=True)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return UpstreamTimeout(f"connect timeout: {exc}", phase="connect", request_sent=False)
+    forbidden = _forbidden(exc)
+    if forbidden is not None:
+        return UpstreamForbidden(str(forbidden))
     if isinstance(exc, aiohttp.ClientConnectorError):
         return UpstreamConnectError(f"connect failed: {exc}")
     if isinstance(exc, TimeoutError):  # SocketTimeoutError and plain timeouts
@@ -367,9 +406,17 @@ class AiohttpResponse:
 class AiohttpUpstreamClient:
     name = "aiohttp"
 
-    def __init__(self, *, max_connections: int, max_keepalive: int, keepalive_expiry: float) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        max_keepalive: int,
+        keepalive_expiry: float,
+        guard: AddressGuard | None = None,
+    ) -> None:
         # aiohttp has no separate idle cap: idle connections are bounded by
         # max_connections and expire after keepalive_expiry.
+        self._guard = guard
         self._max_connections = max_connections
         self._max_keepalive = max_keepalive
         self._keepalive_expiry = keepalive_expiry
@@ -378,10 +425,15 @@ class AiohttpUpstreamClient:
         self._origins: dict[str, _Origin] = {}
 
     def _new_session(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections,
-            limit_per_host=0,
-            keepalive_timeout=self._keepalive_expiry,
+        options: dict[str, Any] = {
+            "limit": self._max_connections,
+            "limit_per_host": 0,
+            "keepalive_timeout": self._keepalive_expiry,
+        }
+        connector = (
+            aiohttp.TCPConnector(**options)
+            if self._guard is None
+            else GuardedTCPConnector(guard=self._guard, **options)
         )
         return aiohttp.ClientSession(
             connector=connector,

@@ -40,7 +40,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from apim.target_addresses import AddressGuard
 
 TimeoutPhase = Literal["connect", "read", "write"]
 RequestBody = AsyncIterator[bytes] | bytes | None
@@ -83,6 +86,15 @@ class UpstreamConnectError(UpstreamError):
 
     def __init__(self, message: str, *, request_sent: bool = False) -> None:
         super().__init__(message, request_sent=request_sent)
+
+
+class UpstreamForbidden(UpstreamConnectError):
+    """The target's address is one the gateway may not connect to (``apim.target_addresses``).
+
+    Raised before any connection is made: nothing was sent, and it says nothing
+    about the target's health (the proxy answers ``upstream_forbidden`` 502 and
+    does not count it as a failure).
+    """
 
 
 class UpstreamTimeout(UpstreamError):
@@ -147,23 +159,32 @@ def create_upstream_client(
     max_connections: int = 1024,
     max_keepalive: int = 256,
     keepalive_expiry: float = 60.0,
+    guard: AddressGuard | None = None,
 ) -> UpstreamClient:
     """Build an upstream client; ``kind`` is ``"aiohttp"`` or ``"httpx"``.
 
     Cheap and loop-free: the underlying session or pool is created on the
-    first request, inside the running loop.
+    first request, inside the running loop. With a ``guard``, every new
+    connection's resolved addresses are checked first and a refused one raises
+    ``UpstreamForbidden`` (pooled connections are not checked again).
     """
     if kind == "aiohttp":
         from gateway.upstream.aiohttp_client import AiohttpUpstreamClient
 
         return AiohttpUpstreamClient(
-            max_connections=max_connections, max_keepalive=max_keepalive, keepalive_expiry=keepalive_expiry
+            max_connections=max_connections,
+            max_keepalive=max_keepalive,
+            keepalive_expiry=keepalive_expiry,
+            guard=guard,
         )
     if kind == "httpx":
         from gateway.upstream.httpx_client import HttpxUpstreamClient
 
         return HttpxUpstreamClient(
-            max_connections=max_connections, max_keepalive=max_keepalive, keepalive_expiry=keepalive_expiry
+            max_connections=max_connections,
+            max_keepalive=max_keepalive,
+            keepalive_expiry=keepalive_expiry,
+            guard=guard,
         )
     raise ValueError(f"unknown upstream client kind {kind!r}; expected 'aiohttp' or 'httpx'")
 

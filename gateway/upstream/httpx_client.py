@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 import time
 from collections import deque
@@ -36,11 +37,13 @@ from typing import Any
 
 import httpcore
 
+from apim.target_addresses import AddressGuard
 from gateway.upstream.base import (
     NO_BODY_STATUSES,
     RequestBody,
     Timeouts,
     UpstreamConnectError,
+    UpstreamForbidden,
     UpstreamProtocolError,
     UpstreamTimeout,
     request_framing,
@@ -50,7 +53,13 @@ from gateway.upstream.base import (
 _CHUNKED = (b"Transfer-Encoding", b"chunked")
 
 
+class _Forbidden(httpcore.ConnectError):
+    """The guard refused every address of the origin; carried through httpcore as a connect error."""
+
+
 def _map_error(exc: Exception, *, response_started: bool) -> Exception:
+    if isinstance(exc, _Forbidden):
+        return UpstreamForbidden(str(exc))
     if isinstance(exc, httpcore.ConnectTimeout | httpcore.PoolTimeout):
         return UpstreamTimeout(f"connect timeout: {exc!r}", phase="connect", request_sent=False)
     if isinstance(exc, httpcore.ReadTimeout):
@@ -254,7 +263,32 @@ class _AsyncioBackend(httpcore.AsyncNetworkBackend):
     anyio's per-read cancel scopes were the largest single cost in a profile of
     the httpx client at 64 concurrent requests; timeouts here are one
     ``call_later`` per wait.
+
+    With a ``guard`` the host is resolved here and every address checked
+    before connecting to the checked addresses themselves (resolve, check,
+    connect: no second lookup a rebinding DNS server could answer
+    differently). TLS still verifies the origin's name: httpcore starts TLS
+    with the origin host as ``server_hostname``.
     """
+
+    def __init__(self, guard: AddressGuard | None = None) -> None:
+        self._guard = guard
+
+    async def _guarded_addresses(self, host: str, port: int) -> list[tuple[int, str]]:
+        assert self._guard is not None
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            raise httpcore.ConnectError(repr(exc)) from exc
+        addresses: list[tuple[int, str]] = []
+        for family, _, _, _, sockaddr in infos:
+            reason = self._guard.refusal(sockaddr[0], port)
+            if reason is not None:
+                raise _Forbidden(f"refused to connect to {host}: {reason}")
+            if (family, sockaddr[0]) not in addresses:
+                addresses.append((family, sockaddr[0]))
+        return addresses
 
     async def connect_tcp(
         self,
@@ -268,7 +302,10 @@ class _AsyncioBackend(httpcore.AsyncNetworkBackend):
         local = (local_address, 0) if local_address else None
         try:
             async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_connection(_StreamProtocol, host, port, local_addr=local)
+                if self._guard is None:
+                    transport, protocol = await loop.create_connection(_StreamProtocol, host, port, local_addr=local)
+                else:
+                    transport, protocol = await self._connect_checked(host, port, local)
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout(f"connect to {host}:{port} timed out") from exc
         except OSError as exc:
@@ -276,6 +313,20 @@ class _AsyncioBackend(httpcore.AsyncNetworkBackend):
         for option in socket_options or ():
             transport.get_extra_info("socket").setsockopt(*option)
         return _AsyncioStream(transport, protocol)
+
+    async def _connect_checked(
+        self, host: str, port: int, local: tuple[str, int] | None
+    ) -> tuple[asyncio.Transport, _StreamProtocol]:
+        loop = asyncio.get_running_loop()
+        last: OSError | None = None
+        for family, ip in await self._guarded_addresses(host, port):
+            try:
+                return await loop.create_connection(  # type: ignore[return-value]
+                    _StreamProtocol, ip, port, family=family, local_addr=local
+                )
+            except OSError as exc:
+                last = exc
+        raise last or OSError(f"no address to connect to for {host}")
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
@@ -297,7 +348,14 @@ class _ConnectionPool:
     closed to make room, or the request waits (bounded by the connect timeout).
     """
 
-    def __init__(self, *, max_connections: int, max_keepalive: int, keepalive_expiry: float) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        max_keepalive: int,
+        keepalive_expiry: float,
+        guard: AddressGuard | None = None,
+    ) -> None:
         self._max_connections = max_connections
         self._max_keepalive = max_keepalive
         self._keepalive_expiry = keepalive_expiry
@@ -305,7 +363,7 @@ class _ConnectionPool:
         self._idle_count = 0
         self._open = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._backend = _AsyncioBackend()
+        self._backend = _AsyncioBackend(guard)
         self._ssl_context: ssl.SSLContext | None = None
         self._closed = False
 
@@ -467,7 +525,15 @@ class HttpxResponse:
 class HttpxUpstreamClient:
     name = "httpx"
 
-    def __init__(self, *, max_connections: int, max_keepalive: int, keepalive_expiry: float) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        max_keepalive: int,
+        keepalive_expiry: float,
+        guard: AddressGuard | None = None,
+    ) -> None:
+        self._guard = guard
         self._max_connections = max_connections
         self._max_keepalive = max_keepalive
         self._keepalive_expiry = keepalive_expiry
@@ -519,6 +585,7 @@ class HttpxUpstreamClient:
                 max_connections=self._max_connections,
                 max_keepalive=self._max_keepalive,
                 keepalive_expiry=self._keepalive_expiry,
+                guard=self._guard,
             )
         parsed_origin, host_header = self._origin(origin)
         out_headers, has_host, streamed = request_framing(headers, body)

@@ -11,10 +11,15 @@ from apim.models import API
 from consumers.models import Consumer
 from policies.models import PolicyAttachment
 from policies.registry import choices as policy_choices
+from policies.secrets import REDACTED, redact
 
 
 class PolicyAttachmentOutputSerializer(serializers.ModelSerializer):
     scope = serializers.CharField(read_only=True, help_text="tenant, api, consumer or api+consumer.")
+    config = serializers.SerializerMethodField(
+        help_text=f"Secret fields (writeOnly in the policy type's schema) read as {REDACTED!r}; "
+        "sending the placeholder back keeps the stored secret."
+    )
 
     class Meta:
         model = PolicyAttachment
@@ -31,6 +36,9 @@ class PolicyAttachmentOutputSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+    def get_config(self, obj: PolicyAttachment) -> dict:
+        return redact(obj.policy, obj.config)
 
 
 class PolicyAttachmentInputSerializer(serializers.ModelSerializer):

@@ -24,8 +24,9 @@ Tokens are never logged.
 Authentication fails closed: a JWKS not fetched yet means no keys (401), a
 consumer lookup that cannot reach the database is a 503.
 
-Secrets and keys in the config are visible to operators who can read the
-attachment in the admin; a secrets store is future work.
+HS256 secrets are ``writeOnly`` in the schema: the REST API, the admin and the
+audit log show them as ``[redacted]`` (``policies.secrets``); public keys are
+shown. A secrets store (Vault references) is future work.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
 
+from apim.target_addresses import private_targets_allowed, url_literal_refusal
 from policies.base import PRE_AUTH_SCOPES, CompileEnv, ConfigError, Denial, Handler, Policy
 from policies.consumer_directory import ConsumerDirectory, DirectoryUnavailable
 from policies.context import Identity, RequestContext
@@ -196,6 +198,11 @@ def _jwks_url(value: str) -> str:
         raise ConfigError("jwks_url", "must use https:// (http:// is allowed only with APIM_ALLOW_PRIVATE_TARGETS)")
     if parts.username is not None or parts.password is not None or parts.fragment:
         raise ConfigError("jwks_url", "must not carry credentials or a fragment")
+    if not private_targets_allowed():
+        # No DNS here (this also runs when the gateway compiles); fetches check resolved addresses.
+        reason = url_literal_refusal(value)
+        if reason is not None:
+            raise ConfigError("jwks_url", f"{reason} (allowed only with APIM_ALLOW_PRIVATE_TARGETS)")
     return value
 
 
@@ -408,7 +415,8 @@ class JwtPolicy(Policy):
                             "type": "string",
                             "minLength": 1,
                             "maxLength": 4096,
-                            "description": "HS256 shared secret, at least 32 bytes.",
+                            "description": "HS256 shared secret, at least 32 bytes (never shown again once saved).",
+                            "writeOnly": True,
                         },
                         "public_key": {
                             "type": "string",

@@ -15,7 +15,13 @@ Two modes (exactly one per attachment):
   then answers 503 until the document is fixed). OpenAPI 3.0's ``nullable``
   and boolean ``exclusiveMinimum``/``exclusiveMaximum`` are translated; 3.1
   schemas are JSON Schema 2020-12 as they are. A request that matches no
-  operation of the document is not validated (routing decides what exists).
+  operation of the document is not validated (routing decides what exists),
+  unless ``strict: true``: then it is answered 405 ``method_not_allowed``
+  (with ``Allow``) when its path matches operations of other methods, else
+  404 ``not_found`` — so an API whose routes are path prefixes (as the OpenAPI
+  importer makes them) exposes exactly the document's operations. Under
+  ``strict`` a HEAD request is checked as the GET operation of its path when
+  the document defines no HEAD.
 
 Validators are compiled once per snapshot, never per request.
 
@@ -71,6 +77,7 @@ _INT_RE = re.compile(r"^-?[0-9]+$")
 class ValidatorConfig:
     body_schema: Mapping[str, Any] | None
     openapi: bool
+    strict: bool
     content_types: tuple[str, ...]
     methods: frozenset[str]
     body_required: bool
@@ -332,6 +339,10 @@ class _OpenApi:
             media[str(media_type).split(";", 1)[0].strip().lower()] = name
         return _Body(required=bool(body.get("required", False)), validators=media)  # type: ignore[arg-type]
 
+    def methods_for(self, path: str) -> tuple[str, ...]:
+        """The methods of the operations whose template matches ``path`` (for ``Allow``)."""
+        return tuple(sorted({op.method for op in self.operations if op.regex.fullmatch(path)}))
+
     def find(self, method: str, path: str) -> tuple[_Operation, dict[str, str]] | None:
         for op in self.operations:
             if op.method != method:
@@ -340,6 +351,16 @@ class _OpenApi:
             if match is not None:
                 return op, match.groupdict()
         return None
+
+
+def openapi_compile_check(document: Mapping[str, Any]) -> int:
+    """Compile ``document`` as ``openapi: true`` would; raise ``ConfigError`` if it cannot be.
+
+    For the control plane (the OpenAPI importer): a document that would make the
+    API answer 503 at the gateway is refused when it is saved instead. Returns
+    the number of operations found.
+    """
+    return len(_OpenApi(document).operations)
 
 
 def _template_regex(template: str) -> tuple[re.Pattern[str], dict[str, str], int]:
@@ -399,6 +420,7 @@ def _convert(value: Any, *, legacy: bool, refs: list[str]) -> Any:
 class RequestValidatorHandler(Handler):
     def __init__(self, config: ValidatorConfig, openapi: _OpenApi | None, base_path: str) -> None:
         self._openapi = openapi
+        self._strict = config.strict
         self._base = base_path.rstrip("/")
         self._methods = config.methods
         self._content_types = frozenset(config.content_types)
@@ -463,6 +485,11 @@ class RequestValidatorHandler(Handler):
         if self._base and (path == self._base or path.startswith(self._base + "/")):
             path = path[len(self._base) :] or "/"
         found = self._openapi.find(ctx.method, path)
+        if found is None and self._strict:
+            if ctx.method == "HEAD":
+                found = self._openapi.find("GET", path)
+            if found is None:
+                return self._not_in_document(path)
         if found is None:
             return None
         op, groups = found
@@ -471,6 +498,28 @@ class RequestValidatorHandler(Handler):
         if op.body is None:
             return _invalid(errors)
         return await self._check_body(ctx, None, op.body.required, op.body.validators, errors)
+
+
+    def _not_in_document(self, path: str) -> Denial:
+        assert self._openapi is not None
+        allowed = self._openapi.methods_for(path)
+        if allowed:
+            if "GET" in allowed and "HEAD" not in allowed:
+                allowed = tuple(sorted((*allowed, "HEAD")))
+            return Denial(
+                status=405,
+                code="method_not_allowed",
+                message="The API's OpenAPI document defines no such operation on this path.",
+                reason="invalid_request",
+                details={"allowed": list(allowed)},
+                headers=((b"allow", ", ".join(allowed).encode("ascii")),),
+            )
+        return Denial(
+            status=404,
+            code="not_found",
+            message="The API's OpenAPI document defines no such path.",
+            reason="invalid_request",
+        )
 
 
 def _query_values(query: bytes) -> dict[str, list[str]]:
@@ -540,6 +589,11 @@ class RequestValidatorPolicy(Policy):
                 "description": "Validate against the API's OpenAPI document: the matching operation's parameters "
                 "and JSON request body.",
             },
+            "strict": {
+                "type": "boolean",
+                "description": "With openapi: answer requests matching no operation of the document 404 (or 405 "
+                "when the path has other methods) instead of forwarding them unvalidated (default false).",
+            },
             "content_types": {
                 "type": "array",
                 "minItems": 1,
@@ -568,6 +622,9 @@ class RequestValidatorPolicy(Policy):
         openapi = bool(config.get("openapi", False))
         if body_schema is not None and openapi:
             raise ConfigError("body_schema", "use either body_schema or openapi: true, not both")
+        strict = bool(config.get("strict", False))
+        if strict and not openapi:
+            raise ConfigError("strict", "strict applies to openapi: true (body_schema has no operations to match)")
         if body_schema is not None:
             checker = validator_for(body_schema, default=Draft202012Validator)
             try:
@@ -587,6 +644,7 @@ class RequestValidatorPolicy(Policy):
         return ValidatorConfig(
             body_schema=body_schema,
             openapi=openapi,
+            strict=strict,
             content_types=tuple(content_types),
             methods=frozenset(methods),
             body_required=bool(config.get("body_required", True)),

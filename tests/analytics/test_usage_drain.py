@@ -133,3 +133,70 @@ def test_beat_tasks_run_the_same_services(redis_client, usage_stream, settings):
     assert usage_drain_task.delay().get()["records"] == 3
     assert UsageRecord.objects.count() == 3
     assert usage_partitions_task.delay().get()["dropped"] == []
+
+
+def test_a_full_stream_refuses_batches_and_nothing_is_trimmed(redis_client, usage_stream, settings, tmp_path):
+    """At its bound the stream keeps every entry it has; the gateway spills the rest and replays it later."""
+    from analytics.spill import SpillStore
+
+    maxlen = 3
+    for i in range(maxlen):  # a drain that is behind: the stream is at its bound
+        add_batch(redis_client, usage_stream, [make_record(request_id=f"old{i}")])
+    oldest = redis_client.xrange(usage_stream, count=1)[0][0]
+    spill = SpillStore(directory=tmp_path, token="gw1", max_bytes=10**8)
+
+    async def gateway_while_full():
+        sink = RedisStreamSink(url=settings.APIM_USAGE_REDIS_URL, stream=usage_stream, maxlen=maxlen)
+        recorder = UsageRecorder(sink=sink, spill=spill, batch_size=10)
+        await recorder.start()
+        for i in range(25):
+            recorder.record(**record_kwargs(request_id=f"new{i}"))
+        await recorder.stop()  # SIGTERM: what the stream refuses goes to the spill file
+
+    asyncio.run(gateway_while_full())
+    assert redis_client.xlen(usage_stream) == maxlen
+    assert redis_client.xrange(usage_stream, count=1)[0][0] == oldest  # nothing trimmed
+    assert UsageRecord.objects.count() == 0
+
+    usage_drain(consumer="w1")  # the drain catches up: room again
+
+    async def next_start():
+        sink = RedisStreamSink(url=settings.APIM_USAGE_REDIS_URL, stream=usage_stream, maxlen=maxlen)
+        recorder = UsageRecorder(sink=sink, spill=spill, batch_size=10)
+        replayed = await recorder.replay()
+        await recorder.stop()
+        return replayed
+
+    assert asyncio.run(next_start()) == 25
+    usage_drain(consumer="w1")
+    ids = set(UsageRecord.objects.values_list("request_id", flat=True))
+    assert ids == {f"old{i}" for i in range(maxlen)} | {f"new{i}" for i in range(25)}
+
+
+def test_dead_letters_are_listed_and_requeued_once_the_cause_is_fixed(redis_client, usage_stream):
+    dead = dead_letter_stream(usage_stream)
+    good = [make_record(request_id=f"dl{i}") for i in range(3)]
+    # A batch the database refused at the time (say, before a migration), and one that is garbage.
+    redis_client.xadd(dead, {"id": "1-0", "b": pack_batch(good), "reason": "refused: value too long"})
+    redis_client.xadd(dead, {"id": "2-0", "b": b"\xc1 garbage", "reason": "not msgpack"})
+
+    out = StringIO()
+    call_command("usage_dead_letters", stdout=out)
+    listing = out.getvalue()
+    assert "2 dead-lettered batches" in listing and "refused: value too long" in listing and "was 1-0" in listing
+
+    first_id = redis_client.xrange(dead, count=1)[0][0].decode()
+    out = StringIO()
+    call_command("usage_dead_letters", "--requeue", first_id, stdout=out)
+    assert "Requeued 1 " in out.getvalue()
+    assert redis_client.xlen(dead) == 1 and redis_client.xlen(usage_stream) == 1
+    usage_drain(consumer="w1")
+    assert set(UsageRecord.objects.values_list("request_id", flat=True)) == {"dl0", "dl1", "dl2"}
+
+    call_command("usage_dead_letters", "--requeue", stdout=StringIO())  # all: the garbage goes round again
+    assert redis_client.xlen(dead) == 0
+    assert usage_drain(consumer="w1").dead_letters == 1
+    assert redis_client.xlen(dead) == 1 and UsageRecord.objects.count() == 3
+
+    with pytest.raises(CommandError, match="only meaningful with --requeue"):
+        call_command("usage_dead_letters", first_id)

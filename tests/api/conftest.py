@@ -12,6 +12,7 @@ from apim.models import AuditEvent, Route, Tenant
 from apim.services.tokens import token_issue
 from consumers.services import api_key_issue, subscription_create
 from policies.models import PolicyAttachment
+from tests.analytics.rollup_rows import seed_usage
 from tests.factories import (
     ApiFactory,
     ApplicationFactory,
@@ -41,6 +42,8 @@ class TenantWorld:
     users: dict[str, Any] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     objects: dict[str, Any] = field(default_factory=dict)
+    # Traffic (rollup rows and a raw record) for the analytics and usage-record endpoints.
+    usage: dict[str, Any] = field(default_factory=dict)
 
     def client(self, role: str) -> APIClient:
         return bearer(self.tokens[role], self.tenant)
@@ -69,6 +72,7 @@ def build_tenant_world(staff_token: str | None = None) -> TenantWorld:
     policy = PolicyAttachment.objects.create(tenant=tenant, api=api, policy="cors", config={})
     member = world.users["viewer"].memberships.get(tenant=tenant)
     audit = AuditEvent.objects.filter(tenant=tenant).first()
+    world.usage = seed_usage(tenant=tenant, api=api, consumer=consumer, application=application)
     world.objects.update(
         tenant=tenant,
         member=member,

@@ -31,6 +31,7 @@ ALLOWED = {
     "subscription": OPS,
     "policy": OPS,
     "accesstoken": ALL,
+    "config": OPS,
 }
 # A developer acts on the objects of their own consumer; everyone else on the shared ones.
 DEVELOPER_OBJECT = {"application": "dev_application", "apikey": "dev_apikey", "consumer": "dev_consumer"}
@@ -87,6 +88,8 @@ def test_role_matrix(endpoint, role, world_a, staff):
         pk = PersonalAccessToken.objects.filter(user=user).first().pk
     elif endpoint.basename == "tenant":
         pk = world_a.tenant.pk
+    elif not endpoint.detail and endpoint.action != "create":
+        pk = None  # a collection action (config import): no object
     else:
         name = DEVELOPER_OBJECT.get(endpoint.basename, endpoint.basename) if role == "developer" else endpoint.basename
         pk = objects[name].pk
@@ -136,3 +139,7 @@ def test_viewer_reads(world_a):
         assert client.get(f"/api/v1/{path}/").status_code == 200, path
     assert client.get("/api/v1/audit-events/").status_code == 200
     assert world_a.client("developer").get("/api/v1/audit-events/").status_code == 403
+    # Analytics show every consumer's traffic: viewers read them, developers (like the audit trail) do not.
+    for path in ("analytics/", "analytics/csv/", "usage-records/"):
+        assert client.get(f"/api/v1/{path}").status_code == 200, path
+        assert world_a.client("developer").get(f"/api/v1/{path}").status_code == 403, path

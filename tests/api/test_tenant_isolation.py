@@ -8,6 +8,8 @@ in ``OBJECT_FOR`` fails ``test_every_endpoint_is_covered``.
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 
 import pytest
@@ -34,6 +36,9 @@ OBJECT_FOR = {
     "policy": "policy",
     "auditevent": "auditevent",
     "accesstoken": None,  # user-scoped: another user's token (see below)
+    "analytics": None,  # aggregates, no objects: see test_lists_show_only_own_tenant
+    "usagerecord": None,  # list only; records carry tenant_id, not a tenant foreign key
+    "config": None,  # declarative export/import: no objects of its own, see test_lists_show_only_own_tenant
 }
 # Outside any tenant: a non-staff caller's writes are refused at list level (403) for any id.
 USER_SCOPED = {"tenant", "accesstoken"}
@@ -124,15 +129,39 @@ def test_other_tenant_cannot_be_selected(endpoint, world_a, world_b):
 def test_lists_show_only_own_tenant(endpoint, world_a, world_b):
     response = world_b.client("owner").get(endpoint.url())
     assert response.status_code == 200
+    if endpoint.basename == "analytics":
+        # Both worlds have the same traffic: B's sums must be B's alone, and A's ids never appear.
+        body = response.content.decode()
+        if endpoint.action == "list":
+            assert response.json()["totals"]["requests"] == world_b.usage["requests"]
+        else:
+            totals = next(row for row in csv.DictReader(io.StringIO(body)) if row["section"] == "totals")
+            assert int(totals["requests"]) == world_b.usage["requests"]
+        for name in ("api", "consumer", "application"):
+            assert str(world_a.objects[name].pk) not in body, f"{endpoint.id} leaks tenant A's {name}"
+        assert str(world_b.objects["api"].pk) in body
+        return
+    if endpoint.basename == "config":
+        # The export names objects by natural key: none of A's may appear, B's must.
+        body = response.content.decode()
+        for name in ("api", "upstream", "plan"):
+            assert world_a.objects[name].name not in body, f"{endpoint.id} leaks tenant A's {name}"
+            assert world_b.objects[name].name in body
+        assert str(world_a.objects["target"].url) not in body
+        return
     listed = {str(row["id"]) for row in response.json()["results"]}
     if endpoint.basename == "accesstoken":
         foreign = PersonalAccessToken.objects.filter(user__in=world_a.users.values())
     elif endpoint.basename == "tenant":
         foreign = type(world_a.tenant).objects.filter(pk=world_a.tenant.pk)
+    elif endpoint.basename == "usagerecord":
+        foreign = type(world_a.usage["record"]).objects.filter(tenant_id=world_a.tenant.pk)
+        assert listed == {world_b.usage["record"].record_id}
     else:
         model = type(world_a.objects[OBJECT_FOR[endpoint.basename]])
         foreign = model._default_manager.filter(tenant=world_a.tenant)
-    foreign_ids = {str(pk) for pk in foreign.values_list("pk", flat=True)}
+    id_field = "record_id" if endpoint.basename == "usagerecord" else "pk"
+    foreign_ids = {str(pk) for pk in foreign.values_list(id_field, flat=True)}
     assert foreign_ids, "the world has none of these to leak"
     assert not listed & foreign_ids, f"{endpoint.id} leaks tenant A's rows"
 

@@ -21,6 +21,7 @@ from gateway.balancer import build_balancers
 from gateway.config import GatewaySnapshot, UpstreamRuntime
 from gateway.headers import TrustedProxies
 from gateway.health import HealthRegistry
+from gateway.http_protocol import GatewayHttpProtocol
 from gateway.proxy import HttpProxy
 from gateway.reserved import serve_reserved
 from gateway.router import RouteTable
@@ -145,9 +146,7 @@ def build_snapshot(
         )
         for spec in upstream_specs
     }
-    return GatewaySnapshot(
-        router=RouteTable(tenant_specs, api_specs), upstreams=upstreams, tenant_versions=versions
-    )
+    return GatewaySnapshot(router=RouteTable(tenant_specs, api_specs), upstreams=upstreams, tenant_versions=versions)
 
 
 class GatewayHarness:
@@ -204,7 +203,7 @@ class GatewayHarness:
             host="127.0.0.1",
             port=0,
             loop="asyncio",
-            http="httptools",
+            http=GatewayHttpProtocol,  # what `manage.py gateway` serves with
             lifespan="off",
             interface="asgi3",
             proxy_headers=False,

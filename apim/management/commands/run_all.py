@@ -54,11 +54,13 @@ def process_table(*, host: str, web_port: int, gateway_port: int) -> list[Proces
             argv=(python, "manage.py", "gateway", "--host", host, "--port", str(gateway_port), "--log-level", "info"),
             urls=(gateway, f"{gateway}/__apim/ready"),
         ),
+        # Keeps the dashboard's rollups current without a Celery beat (what beat runs every minute).
+        ProcessSpec(name="rollups", argv=(python, "manage.py", "usage_rollup", "--every", "60")),
     ]
 
 
 class Command(BaseCommand):
-    help = "Start every apim process (web and gateway; workers as they land). Ctrl-C stops them all."
+    help = "Start every apim process (web, gateway, usage rollups). Ctrl-C stops them all."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="Interface to listen on (default 127.0.0.1).")

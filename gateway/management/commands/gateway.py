@@ -1,12 +1,23 @@
-"""``manage.py gateway``: serve the data plane with uvicorn (uvloop + httptools) on :8081."""
+"""``manage.py gateway``: serve the data plane with uvicorn (uvloop + httptools) on :8081.
+
+With ``--workers N`` (N > 1) the workers share one Prometheus multi-process
+directory (``PROMETHEUS_MULTIPROC_DIR``, default ``$APIM_DATA_DIR/gateway-metrics/<port>``),
+emptied here before they start so a scrape of any worker reports them all and
+nothing of an earlier run (``gateway.metrics_multiprocess``).
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from gateway.http_protocol import GatewayHttpProtocol
+from gateway.metrics_multiprocess import ENV as METRICS_DIR_ENV
+from gateway.metrics_multiprocess import prepare_directory
 
 
 class Command(BaseCommand):
@@ -23,13 +34,23 @@ class Command(BaseCommand):
             raise CommandError("--workers must be at least 1.")
         if not 0 < options["port"] < 65536:
             raise CommandError("--port must be between 1 and 65535.")
+        if options["workers"] > 1 or os.environ.get(METRICS_DIR_ENV):
+            # Set before uvicorn spawns the workers: prometheus_client reads it once, at import.
+            directory = os.environ.get(METRICS_DIR_ENV) or settings.DATA_DIR / "gateway-metrics" / str(options["port"])
+            try:
+                os.environ[METRICS_DIR_ENV] = str(prepare_directory(directory))
+            except OSError as exc:
+                raise CommandError(
+                    f"Cannot prepare the metrics directory {directory} ({exc}); "
+                    f"point {METRICS_DIR_ENV} at a writable directory."
+                ) from exc
         uvicorn.run(
             "gateway.asgi:application",
             host=options["host"],
             port=options["port"],
             workers=options["workers"],
             loop="uvloop",
-            http="httptools",
+            http=GatewayHttpProtocol,  # httptools with bounded request heads (gateway.http_protocol)
             ws="websockets-sansio",
             lifespan="on",
             interface="asgi3",

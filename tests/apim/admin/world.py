@@ -119,8 +119,12 @@ def _staff_with_role(tenant: Tenant, role: str, username: str):
 
 @pytest.fixture
 def admin_a(world_a):
-    """A staff user who is admin of tenant A only."""
-    return _staff_with_role(world_a.tenant, "admin", "admin-a")
+    """A staff user who is admin of tenant A only, with a personal access token (for the token pages)."""
+    from apim.services.tokens import token_issue
+
+    user = _staff_with_role(world_a.tenant, "admin", "admin-a")
+    token_issue(user=user, name="admin-a-token", actor=None)
+    return user
 
 
 @pytest.fixture

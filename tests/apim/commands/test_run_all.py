@@ -128,7 +128,8 @@ def test_a_child_that_cannot_start_is_a_command_error(monkeypatch, tmp_path):
 
 
 def test_the_process_table_runs_uvicorn_with_this_python():
-    web, gateway = run_all.process_table(host="0.0.0.0", web_port=9999, gateway_port=9998)
+    web, gateway, rollups = run_all.process_table(host="0.0.0.0", web_port=9999, gateway_port=9998)
+    assert rollups.argv[1:] == ("manage.py", "usage_rollup", "--every", "60")
     assert gateway.argv[:3] == (sys.executable, "manage.py", "gateway")
     assert gateway.urls[0] == "http://127.0.0.1:9998"
     assert web.argv[:4] == (sys.executable, "-m", "uvicorn", "apim.asgi:application")

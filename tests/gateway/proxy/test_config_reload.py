@@ -31,6 +31,8 @@ class RuntimeServer:
                 await runtime.lifespan(scope, receive, send)
             elif scope["type"] == "http":
                 await runtime.http(scope, receive, send)
+            elif scope["type"] == "websocket":
+                await runtime.websocket(scope, receive, send)
 
         config = uvicorn.Config(
             app,

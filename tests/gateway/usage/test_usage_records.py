@@ -8,11 +8,13 @@ stream (drained here with the same function the Celery task runs) when
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
 import pytest
 import redis
+from websockets.asyncio.client import connect
 
 from analytics.models import UsageRecord
 from analytics.pipeline import usage_stream_drain
@@ -24,6 +26,7 @@ from gateway.runtime import GatewayRuntime
 from policies.models import PolicyAttachment
 from policies.services import policy_attachment_save
 from tests.gateway.proxy.test_config_reload import RuntimeServer, wait_for
+from tests.gateway.servers import ws_echo_server  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -97,3 +100,33 @@ def test_proxied_denied_and_unrouted_requests_are_recorded(echo_server, usage_si
     assert (unrouted_row.status, unrouted_row.deny_reason) == (404, "not_found")
     assert unrouted_row.api_id is None
     assert not UsageRecord.objects.filter(path__startswith="/__apim").exists()
+
+
+def test_a_websocket_session_is_recorded_with_its_consumer(ws_echo_server, usage_sink):  # noqa: F811
+    """The runtime hands WebSocket sessions to the same recorder: one row, status 101, the key's consumer."""
+    tenant = tenant_create(slug="usage-ws", name="Usage WS", is_default=True, actor=None)
+    upstream = upstream_create(tenant=tenant, name="ws-echo", targets=[ws_echo_server.origin], actor=None)
+    api = api_create(tenant=tenant, name="chat", title="Chat", base_path="/chat", upstream=upstream, actor=None)
+    api_publish(api=api, actor=None)
+    policy_attachment_save(attachment=PolicyAttachment(tenant=tenant, api=api, policy="key-auth"), actor=None)
+    consumer = consumer_create(tenant=tenant, name="acme", actor=None)
+    app = application_create(consumer=consumer, name="web", actor=None)
+    subscription_create(application=app, api=api, plan=plan_create(tenant=tenant, name="p", actor=None), actor=None)
+    issued = api_key_issue(application=app, actor=None)
+
+    async def session(url: str) -> None:
+        headers = {"X-API-Key": issued.plaintext, "X-Request-ID": "req-ws-1"}
+        async with connect(url, additional_headers=headers, proxy=None, open_timeout=5) as ws:
+            await ws.send("ping!")
+            assert await ws.recv() == "ping!"
+
+    runtime = GatewayRuntime(client_kind="aiohttp", trusted_proxies=TrustedProxies(), poll_interval=0.5)
+    with RuntimeServer(runtime) as base, httpx.Client(timeout=5, trust_env=False) as client:
+        assert wait_for(lambda: client.get(f"{base}/chat/ready").status_code == 401, timeout=5)
+        asyncio.run(asyncio.wait_for(session(base.replace("http://", "ws://") + "/chat/room"), 10))
+
+    usage_sink()
+    row = UsageRecord.objects.get(request_id="req-ws-1")
+    assert (row.method, row.path, row.status, row.deny_reason) == ("GET", "/chat/room", 101, "")
+    assert str(row.consumer_id) == str(consumer.pk) and row.key_prefix == issued.key.prefix
+    assert row.bytes_in == 5 and row.bytes_out == 5

@@ -31,7 +31,9 @@ def test_body_schema_config_is_parsed_with_defaults():
         ({"body_schema": {}, "openapi": True}, "body_schema: use either body_schema or openapi"),
         ({"body_schema": {}, "content_types": ["json"]}, "content_types[0]: 'json' is not a media type"),
         ({"body_schema": {}, "methods": ["post"]}, "methods[0]: 'post' is not an HTTP method in upper case"),
-        ({"body_schema": {}, "strict": True}, "Additional properties are not allowed ('strict' was unexpected)"),
+        ({"body_schema": {}, "strictly": True}, "Additional properties are not allowed ('strictly' was unexpected)"),
+        ({"body_schema": {}, "strict": True}, "strict: strict applies to openapi: true"),
+        ({"openapi": True, "strict": "yes"}, "'yes' is not of type 'boolean'"),
     ],
 )
 def test_bad_configs_name_the_field(config, fragment):
