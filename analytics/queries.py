@@ -16,9 +16,9 @@ another tenant's API or consumer id find nothing, exactly like a missing id.
 
 Buckets are whole: a query covers the buckets that start in
 ``[floor(start), end)`` at its granularity, so the answer never depends on how
-a bucket straddles the range's edges. Coarser rollups exist only for closed
-buckets (the rollup tasks write them after the hour or day ends, plus a grace
-period), so the newest hour or day may be absent from an hour or day series.
+a bucket straddles the range's edges. The current hour and day are
+provisional: the rollup task rewrites them every minute from their closed
+minutes, so the newest point of an hour or day series grows until it closes.
 """
 
 from __future__ import annotations
