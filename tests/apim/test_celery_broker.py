@@ -36,3 +36,20 @@ def test_celery_app_reads_the_broker_from_settings():
         # Every folder the embedded broker writes lives under the data folder, not the working directory.
         for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
             assert app.conf.broker_transport_options[key].startswith(str(settings.DATA_DIR))
+
+
+@pytest.mark.skipif(settings.CELERY_BROKER_URL != "filesystem://", reason="a broker server is configured")
+def test_the_embedded_broker_folders_exist_so_a_first_send_works():
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    from pathlib import Path
+
+    for name in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
+        assert Path(options[name]).is_dir(), name
+    from apim.celery import app
+
+    with app.connection_for_write() as conn:
+        producer = conn.Producer()
+        queue = Queue("apim-folders-test", Exchange("apim-folders-test"), routing_key="apim-folders-test")
+        producer.publish({"ok": True}, exchange=queue.exchange, routing_key="apim-folders-test", declare=[queue])
+        with conn.Consumer(queue, callbacks=[lambda body, message: message.ack()]):
+            conn.drain_events(timeout=5)
