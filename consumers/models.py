@@ -171,6 +171,21 @@ class APIKey(TenantOwned):
         super().clean()
 
 
+# What an operator sets on a plan besides its name (the REST API and declarative config share it).
+PLAN_SETTINGS: tuple[str, ...] = (
+    "description",
+    "rate_limit_per_second",
+    "rate_limit_per_minute",
+    "rate_limit_per_hour",
+    "rate_limit_per_day",
+    "quota_per_day",
+    "quota_per_month",
+    "quota_timezone",
+    "requires_approval",
+    "is_public",
+)
+
+
 class Plan(TenantOwned):
     """Limits a subscription grants. The policy engine turns them into rate-limit and quota policies."""
 

@@ -1,11 +1,15 @@
 """Secrets inside policy configs are written, never read back.
 
-A policy type marks a config field secret with the standard JSON Schema
-annotation ``"writeOnly": true`` (jwt's HS256 ``secret``). Every way a config
-leaves the control plane — the REST API, the admin form — shows such a value as
-:data:`REDACTED` instead, to every role: a viewer must not learn a shared
-secret by reading an attachment, and an operator has no need to see one again
-(it was shown when they typed it), like an API key.
+A config value is a secret when its policy type marks the field with the
+standard JSON Schema annotation ``"writeOnly": true`` (jwt's HS256 ``secret``),
+or when it is a string under a credential's name (``Authorization``,
+``X-API-Key``, ``password``, ``*_token``...) — what a request-transformer adds
+to reach an upstream is no less secret for living in a free-form header map.
+Every way a config leaves the control plane — the REST API, the admin form, the
+audit log, the declarative export — shows such a value as :data:`REDACTED`
+instead, to every role: a viewer must not learn a credential by reading an
+attachment, and an operator has no need to see one again (it was shown when
+they typed it), like an API key.
 
 Saving a config that still carries :data:`REDACTED` at a secret's place keeps
 the secret stored there (:func:`restore`), so a client can read a config, change
@@ -18,7 +22,6 @@ placeholder.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -26,11 +29,37 @@ from policies import registry
 
 REDACTED = "[redacted]"
 
+_SECRET_NAMES = frozenset(
+    {
+        "secret",
+        "password",
+        "passwd",
+        "client_secret",
+        "private_key",
+        "api_key",
+        "apikey",
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "cookie",
+    }
+)
+_SECRET_SUFFIXES = ("_secret", "-secret", "_password", "-password", "_token", "-token")
+# Maps whose values are names, not values (``rename: {headers: {Authorization: X-Auth}}``).
+_NAME_MAPS = frozenset({"rename"})
+
+Schemas = list[Mapping[str, Any]]
+
 
 class RedactedWithoutSecret(ValueError):
     def __init__(self, path: str) -> None:
         super().__init__(f"{path}: {REDACTED!r} keeps an existing secret, and there is none here; send the secret")
         self.path = path
+
+
+def is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in _SECRET_NAMES or lowered.endswith(_SECRET_SUFFIXES)
 
 
 def _branches(schema: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
@@ -41,89 +70,80 @@ def _branches(schema: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
                 yield from _branches(branch)
 
 
-def _property_schemas(schema: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+def _property_schemas(schemas: Schemas, name: str) -> Schemas:
     return [
         branch["properties"][name]
+        for schema in schemas
         for branch in _branches(schema)
         if isinstance(branch.get("properties"), Mapping) and isinstance(branch["properties"].get(name), Mapping)
     ]
 
 
-def _item_schemas(schema: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [branch["items"] for branch in _branches(schema) if isinstance(branch.get("items"), Mapping)]
+def _item_schemas(schemas: Schemas) -> Schemas:
+    return [
+        branch["items"]
+        for schema in schemas
+        for branch in _branches(schema)
+        if isinstance(branch.get("items"), Mapping)
+    ]
 
 
-def _is_secret(schemas: list[Mapping[str, Any]]) -> bool:
-    return any(s.get("writeOnly") is True for s in schemas)
-
-
-def has_secrets(schema: Mapping[str, Any]) -> bool:
-    """Whether a schema marks any field ``writeOnly`` (so redaction has anything to do)."""
-    if any(branch.get("writeOnly") is True for branch in _branches(schema)):
-        return True
-    for branch in _branches(schema):
-        for sub in (branch.get("properties") or {}).values():
-            if isinstance(sub, Mapping) and has_secrets(sub):
-                return True
-        if isinstance(branch.get("items"), Mapping) and has_secrets(branch["items"]):
-            return True
-    return False
-
-
-def _redact(value: Any, schemas: list[Mapping[str, Any]]) -> Any:
+def _children(value: Any, schemas: Schemas, in_name_map: bool) -> Iterator[tuple[str | int, Any, Schemas, bool]]:
+    """Each child of a dict or list: its key, value, schemas, and whether it is a secret's place."""
     if isinstance(value, dict):
-        out = {}
         for name, item in value.items():
-            subs = [p for s in schemas for p in _property_schemas(s, name)]
-            out[name] = REDACTED if _is_secret(subs) and item is not None else _redact(item, subs)
-        return out
-    if isinstance(value, list):
-        subs = [i for s in schemas for i in _item_schemas(s)]
-        return [REDACTED if _is_secret(subs) and item is not None else _redact(item, subs) for item in value]
-    return value
+            subs = _property_schemas(schemas, name) if isinstance(name, str) else []
+            named = isinstance(name, str) and not in_name_map and isinstance(item, str) and is_secret_name(name)
+            yield name, item, subs, named or any(s.get("writeOnly") is True for s in subs)
+    elif isinstance(value, list):
+        subs = _item_schemas(schemas)
+        secret = any(s.get("writeOnly") is True for s in subs)
+        for index, item in enumerate(value):
+            yield index, item, subs, secret
 
 
-def _restore(new: Any, old: Any, schemas: list[Mapping[str, Any]], path: str) -> Any:
-    if isinstance(new, dict):
-        out = {}
-        for name, item in new.items():
-            subs = [p for s in schemas for p in _property_schemas(s, name)]
-            before = old.get(name) if isinstance(old, dict) else None
-            where = f"{path}.{name}"
-            if _is_secret(subs) and item == REDACTED:
-                if before is None or before == REDACTED:
-                    raise RedactedWithoutSecret(where)
-                out[name] = before
-            else:
-                out[name] = _restore(item, before, subs, where)
-        return out
-    if isinstance(new, list):
-        subs = [i for s in schemas for i in _item_schemas(s)]
-        out_list = []
-        for index, item in enumerate(new):
-            before = old[index] if isinstance(old, list) and index < len(old) else None
-            where = f"{path}[{index}]"
-            if _is_secret(subs) and item == REDACTED:
-                if before is None or before == REDACTED:
-                    raise RedactedWithoutSecret(where)
-                out_list.append(before)
-            else:
-                out_list.append(_restore(item, before, subs, where))
-        return out_list
-    return new
+def _redact(value: Any, schemas: Schemas, in_name_map: bool = False) -> Any:
+    if not isinstance(value, dict | list):
+        return value
+    out = {
+        key: REDACTED
+        if secret and item is not None
+        else _redact(item, subs, in_name_map or (isinstance(key, str) and key in _NAME_MAPS))
+        for key, item, subs, secret in _children(value, schemas, in_name_map)
+    }
+    return out if isinstance(value, dict) else list(out.values())
 
 
-def _schema(policy: str) -> Mapping[str, Any] | None:
+def _at(old: Any, key: str | int) -> Any:
+    if isinstance(key, int):
+        return old[key] if isinstance(old, list) and key < len(old) else None
+    return old.get(key) if isinstance(old, dict) else None
+
+
+def _restore(new: Any, old: Any, schemas: Schemas, path: str, in_name_map: bool = False) -> Any:
+    if not isinstance(new, dict | list):
+        return new
+    out = {}
+    for key, item, subs, secret in _children(new, schemas, in_name_map):
+        before = _at(old, key)
+        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}"
+        if secret and item == REDACTED:
+            if before is None or before == REDACTED:
+                raise RedactedWithoutSecret(where)
+            out[key] = before
+        else:
+            out[key] = _restore(item, before, subs, where, in_name_map or (isinstance(key, str) and key in _NAME_MAPS))
+    return out if isinstance(new, dict) else list(out.values())
+
+
+def _schemas(policy: str) -> Schemas:
     cls = registry.get(policy)
-    return cls.schema if cls is not None else None
+    return [cls.schema] if cls is not None else []
 
 
 def redact(policy: str, config: Any) -> Any:
-    """``config`` as it may be shown: every ``writeOnly`` value replaced by :data:`REDACTED`."""
-    schema = _schema(policy)
-    if schema is None or not has_secrets(schema):
-        return config
-    return _redact(config, [schema])
+    """``config`` as it may be shown: every secret replaced by :data:`REDACTED`."""
+    return _redact(config, _schemas(policy))
 
 
 def restore(policy: str, config: Any, stored: Any) -> Any:
@@ -131,7 +151,4 @@ def restore(policy: str, config: Any, stored: Any) -> Any:
 
     Raises :class:`RedactedWithoutSecret` for a placeholder with nothing to keep.
     """
-    schema = _schema(policy)
-    if schema is None or not has_secrets(schema):
-        return config
-    return _restore(copy.deepcopy(config), stored, [schema], "config")
+    return _restore(config, stored, _schemas(policy), "config")

@@ -14,7 +14,18 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apim.models import API, AuditEvent, Membership, PersonalAccessToken, Role, Route, Target, Tenant, Upstream
+from apim.models import (
+    API,
+    UPSTREAM_SETTINGS,
+    AuditEvent,
+    Membership,
+    PersonalAccessToken,
+    Role,
+    Route,
+    Target,
+    Tenant,
+    Upstream,
+)
 from apim.services.catalog import api_allowed_transitions
 
 from .fields import TenantRelatedField
@@ -119,23 +130,7 @@ class RouteInputSerializer(serializers.ModelSerializer):
         fields = ["api", "name", "path", "methods", "enabled"]
 
 
-UPSTREAM_FIELDS = [
-    "name",
-    "description",
-    "load_balancing",
-    "connect_timeout_ms",
-    "read_timeout_ms",
-    "write_timeout_ms",
-    "retries",
-    "healthcheck_enabled",
-    "healthcheck_path",
-    "healthcheck_interval_s",
-    "healthcheck_timeout_ms",
-    "healthy_threshold",
-    "unhealthy_threshold",
-    "passive_failure_threshold",
-    "ejection_base_s",
-]
+UPSTREAM_FIELDS = ["name", *UPSTREAM_SETTINGS]
 
 
 class UpstreamOutputSerializer(serializers.ModelSerializer):

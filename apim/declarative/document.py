@@ -18,9 +18,9 @@ import yaml
 from django.db import models
 
 from apim.exceptions import ApplicationError
-from apim.models import API, ApiStatus, Route, Target, Upstream
+from apim.models import API, UPSTREAM_SETTINGS, ApiStatus, Route, Target, Upstream
 from apim.validators import normalize_host
-from consumers.models import Plan
+from consumers.models import PLAN_SETTINGS, Plan
 from policies.models import PolicyAttachment
 from policies.secrets import REDACTED
 
@@ -77,22 +77,7 @@ UPSTREAM = Kind(
     "upstream",
     Upstream,
     key=("name",),
-    fields=(
-        "description",
-        "load_balancing",
-        "connect_timeout_ms",
-        "read_timeout_ms",
-        "write_timeout_ms",
-        "retries",
-        "healthcheck_enabled",
-        "healthcheck_path",
-        "healthcheck_interval_s",
-        "healthcheck_timeout_ms",
-        "healthy_threshold",
-        "unhealthy_threshold",
-        "passive_failure_threshold",
-        "ejection_base_s",
-    ),
+    fields=UPSTREAM_SETTINGS,
     required=("name",),
     extra=("targets",),
 )
@@ -113,18 +98,7 @@ PLAN = Kind(
     "plan",
     Plan,
     key=("name",),
-    fields=(
-        "description",
-        "rate_limit_per_second",
-        "rate_limit_per_minute",
-        "rate_limit_per_hour",
-        "rate_limit_per_day",
-        "quota_per_day",
-        "quota_per_month",
-        "quota_timezone",
-        "requires_approval",
-        "is_public",
-    ),
+    fields=PLAN_SETTINGS,
     required=("name",),
 )
 TOP_LEVEL = ("format_version", "upstreams", "apis", "plans", "policies")

@@ -1,11 +1,9 @@
 """Secrets in policy configs: never exported, never applied blindly.
 
-A config value is a secret when its policy type's schema marks it
-``writeOnly`` (jwt's HS256 ``keys[].secret``; the same rule the REST API, the
-admin and the audit log apply, see ``policies.secrets``) or when the key that
-holds it names a credential (``authorization``, ``password``, ``x-api-key`` …,
-see ``is_secret_name``): a request-transformer adding an upstream
-``Authorization`` header carries one even though its schema cannot say so.
+What is a secret is ``policies.secrets``' rule, the one the REST API, the admin
+and the audit log apply: a ``writeOnly`` field of the policy type's schema (jwt's
+HS256 ``keys[].secret``) or a string under a credential's name (a
+request-transformer adding an upstream ``Authorization`` header).
 Export replaces each with ``REDACTED`` (the placeholder the REST API shows).
 On import ``REDACTED`` means "keep the value stored at this very place" and is
 refused where there is none (a new
@@ -28,31 +26,7 @@ from policies import secrets as policy_secrets
 REDACTED = policy_secrets.REDACTED
 ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
-_SECRET_NAMES = frozenset(
-    {
-        "secret",
-        "password",
-        "passwd",
-        "client_secret",
-        "private_key",
-        "api_key",
-        "apikey",
-        "authorization",
-        "proxy-authorization",
-        "x-api-key",
-        "cookie",
-    }
-)
-_SECRET_SUFFIXES = ("_secret", "-secret", "_password", "-password", "_token", "-token")
-# Maps whose values are names, not values (``rename: {headers: {Authorization: X-Auth}}``).
-_NAME_MAPS = frozenset({"rename"})
-
 Path = tuple[str | int, ...]
-
-
-def is_secret_name(name: str) -> bool:
-    lowered = name.lower()
-    return lowered in _SECRET_NAMES or lowered.endswith(_SECRET_SUFFIXES)
 
 
 def path_text(path: Path) -> str:
@@ -63,12 +37,12 @@ def path_text(path: Path) -> str:
 
 
 def secret_paths(policy: str, config: Any) -> list[Path]:
-    """Where ``config`` holds a secret string: ``[("keys", 0, "secret")]``."""
-    paths = dict.fromkeys(path for path, _ in _named_secrets(config))
-    for path, marker in _leaves(policy_secrets.redact(policy, config)):
-        if marker == REDACTED and isinstance(_get(config, path), str):
-            paths.setdefault(path)
-    return list(paths)
+    """Where ``config`` holds a secret string (by ``policies.secrets``' rules): ``[("keys", 0, "secret")]``."""
+    return [
+        path
+        for path, marker in _leaves(policy_secrets.redact(policy, config))
+        if marker == REDACTED and isinstance(_get(config, path), str)
+    ]
 
 
 def _leaves(value: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
@@ -80,20 +54,6 @@ def _leaves(value: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
             yield from _leaves(item, (*path, index))
     else:
         yield path, value
-
-
-def _named_secrets(value: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            here = (*path, key)
-            if isinstance(item, str) and isinstance(key, str) and is_secret_name(key):
-                if not any(part in _NAME_MAPS for part in path):
-                    yield here, item
-            else:
-                yield from _named_secrets(item, here)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _named_secrets(item, (*path, index))
 
 
 def _get(value: Any, path: Path) -> Any:

@@ -1,6 +1,16 @@
 from .audit import AuditEvent
 from .base import TenantOwned
-from .catalog import API, API_TRANSITIONS, ROUTABLE_STATUSES, ApiStatus, LoadBalancing, Route, Target, Upstream
+from .catalog import (
+    API,
+    API_TRANSITIONS,
+    ROUTABLE_STATUSES,
+    UPSTREAM_SETTINGS,
+    ApiStatus,
+    LoadBalancing,
+    Route,
+    Target,
+    Upstream,
+)
 from .idempotency import IdempotencyRecord
 from .tenancy import OPERATOR_ROLES, READER_ROLES, Membership, Role, Tenant, TenantHost
 from .tokens import PersonalAccessToken
@@ -11,6 +21,7 @@ __all__ = [
     "OPERATOR_ROLES",
     "READER_ROLES",
     "ROUTABLE_STATUSES",
+    "UPSTREAM_SETTINGS",
     "ApiStatus",
     "AuditEvent",
     "IdempotencyRecord",

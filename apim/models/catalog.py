@@ -30,6 +30,25 @@ def _between(low: int, high: int) -> list:
     return [MinValueValidator(low), MaxValueValidator(high)]
 
 
+# What an operator sets on an upstream besides its name (the REST API and declarative config share it).
+UPSTREAM_SETTINGS: tuple[str, ...] = (
+    "description",
+    "load_balancing",
+    "connect_timeout_ms",
+    "read_timeout_ms",
+    "write_timeout_ms",
+    "retries",
+    "healthcheck_enabled",
+    "healthcheck_path",
+    "healthcheck_interval_s",
+    "healthcheck_timeout_ms",
+    "healthy_threshold",
+    "unhealthy_threshold",
+    "passive_failure_threshold",
+    "ejection_base_s",
+)
+
+
 class Upstream(TenantOwned):
     """A pool of targets that serves one or more APIs, with the settings the
     gateway uses to balance, time out, retry and health-check them."""

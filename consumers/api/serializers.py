@@ -13,7 +13,7 @@ from rest_framework import serializers
 from apim.api.fields import TenantRelatedField
 from apim.api.tenancy import resolve_tenant
 from apim.models import API
-from consumers.models import APIKey, Application, Consumer, Plan, Subscription
+from consumers.models import PLAN_SETTINGS, APIKey, Application, Consumer, Plan, Subscription
 
 
 class TenantMemberField(serializers.SlugRelatedField):
@@ -133,19 +133,7 @@ class ApiKeyRotateInputSerializer(serializers.Serializer):
     )
 
 
-PLAN_FIELDS = [
-    "name",
-    "description",
-    "rate_limit_per_second",
-    "rate_limit_per_minute",
-    "rate_limit_per_hour",
-    "rate_limit_per_day",
-    "quota_per_day",
-    "quota_per_month",
-    "quota_timezone",
-    "requires_approval",
-    "is_public",
-]
+PLAN_FIELDS = ["name", *PLAN_SETTINGS]
 
 
 class PlanOutputSerializer(serializers.ModelSerializer):

@@ -107,3 +107,27 @@ def test_admin_form_shows_the_placeholder_and_saving_keeps_the_secret(tenant):
     assert saved.status_code == 302, saved.content.decode()[:2000]
     attachment.refresh_from_db()
     assert attachment.priority == 7 and attachment.config["keys"][0]["secret"] == SECRET
+
+
+def test_credential_named_values_are_secrets_too_but_renames_are_not(world_a):
+    """A request-transformer's upstream Authorization header is a credential its schema cannot mark."""
+    token = "Bearer upstream-" + "u" * 30
+    config = {
+        "add": {"headers": {"Authorization": token, "X-Team": "orders"}},
+        "rename": {"headers": {"Authorization": "X-Original-Authorization"}},
+    }
+    client = world_a.client("admin")
+    created = client.post(
+        "/api/v1/policies/",
+        {"policy": "request-transformer", "api": str(world_a.objects["api"].pk), "config": config},
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    shown = world_a.client("viewer").get(f"/api/v1/policies/{created.json()['id']}/").json()["config"]
+    assert shown["add"]["headers"] == {"Authorization": REDACTED, "X-Team": "orders"}
+    assert shown["rename"]["headers"] == {"Authorization": "X-Original-Authorization"}  # a name, not a value
+    shown["add"]["headers"]["X-Team"] = "billing"
+    updated = client.patch(f"/api/v1/policies/{created.json()['id']}/", {"config": shown}, format="json")
+    assert updated.status_code == 200, updated.json()
+    stored = PolicyAttachment.objects.get(pk=created.json()["id"]).config
+    assert stored["add"]["headers"] == {"Authorization": token, "X-Team": "billing"}
