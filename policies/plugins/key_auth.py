@@ -27,7 +27,16 @@ On success the request carries ``ctx.identity`` (with the subscription, which
 the limit policies use) and, towards the upstream, ``X-Consumer-ID``,
 ``X-Consumer-Username``, ``X-Application-ID`` and ``X-Credential-Identifier``
 (the key's display prefix); the gateway drops client-sent copies of those
-headers. The key itself is removed from what is forwarded unless
+headers.
+
+Accepted keys are remembered per handler (one API, one snapshot) by a BLAKE2b
+fingerprint of the presented bytes, with the identity and headers they
+produce: later requests with the same key skip parsing, the lookup and the
+HMAC, and only the expiry is checked again (it is the one thing that changes
+with time alone). Any change to a key, its consumer or a subscription bumps
+the tenant's version and rebuilds the snapshot, so this memory never outlives
+the state it was verified against. Rejected keys are never remembered, and no
+plaintext key is kept: only the fingerprint. The key itself is removed from what is forwarded unless
 ``hide_credentials`` is off. The plaintext key is never logged or stored.
 
 Authentication fails closed: a lookup that cannot reach the database is a 503
@@ -36,6 +45,7 @@ Authentication fails closed: a lookup that cannot reach the database is a 503
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,6 +79,18 @@ _RESERVED_HEADERS = frozenset(
 )
 
 
+MAX_GRANTS = 10_000  # accepted keys remembered per handler (per API and snapshot)
+
+
+@dataclass(frozen=True, slots=True)
+class _Grant:
+    """A key this handler accepted: what every later request with it gets, without re-verifying."""
+
+    record: KeyRecord
+    identity: Identity  # shared by the key's requests: nothing edits an identity once set
+    upstream_headers: tuple[tuple[bytes, bytes], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class KeyAuthConfig:
     headers: tuple[str, ...]  # as configured (display case), checked in order
@@ -97,6 +119,10 @@ class KeyAuthHandler(Handler):
         self._forward = config.forward_identity
         self._limit = config.failure_limit
         self._window = config.failure_window_seconds
+        # BLAKE2b fingerprint of a presented key -> its grant. Lives as long as this handler,
+        # i.e. one snapshot: any change to a key, its consumer or a subscription bumps the
+        # tenant's version, the snapshot is rebuilt and this is forgotten.
+        self._grants: dict[bytes, _Grant] = {}
         challenge = f'ApiKey header="{config.headers[0]}"' if config.headers else "ApiKey"
         if config.query_param:
             challenge += f', query="{config.query_param}"'
@@ -136,16 +162,17 @@ class KeyAuthHandler(Handler):
             headers=((b"retry-after", b"1"),),
         )
 
-    def _candidate(self, ctx: RequestContext) -> str | None:
+    def _candidate(self, ctx: RequestContext) -> bytes | None:
+        """The presented key's bytes (surrounding whitespace removed), or None when none is presented."""
         for name in self._header_names:
             value = ctx.header(name)
             if value is not None:
-                return value.decode("latin-1").strip()
+                return value.strip()
         if self._query_name is not None and ctx.query:
             for part in ctx.query.split(b"&"):
                 name, _, value = part.partition(b"=")
                 if unquote_to_bytes(name) == self._query_name:
-                    return unquote_to_bytes(value).decode("latin-1").strip()
+                    return unquote_to_bytes(value).strip()
         return None
 
     def _hide_credentials(self, ctx: RequestContext) -> None:
@@ -179,6 +206,29 @@ class KeyAuthHandler(Handler):
                     details={"retry_after_seconds": wait},
                     headers=((b"retry-after", str(wait).encode()),),
                 )
+        fingerprint = hashlib.blake2b(candidate, digest_size=16).digest()
+        grant = self._grants.get(fingerprint)
+        if grant is None:
+            denial_or_grant = await self._verify(ctx, candidate, fingerprint)
+            if isinstance(denial_or_grant, Denial):
+                return denial_or_grant
+            grant = denial_or_grant
+        else:
+            expires_at = grant.record.expires_at
+            if expires_at is not None and expires_at <= time.time():
+                del self._grants[fingerprint]
+                return self._fail(ctx, "key_expired")
+        ctx.identity = grant.identity
+        if self._hide:
+            self._hide_credentials(ctx)
+        if grant.upstream_headers:
+            ctx.upstream_headers.extend(grant.upstream_headers)
+        self._store.mark_used(grant.record.key_id)
+        return None
+
+    async def _verify(self, ctx: RequestContext, candidate_bytes: bytes, fingerprint: bytes) -> Denial | _Grant:
+        """The full check of a key this handler has not accepted yet; a grant (remembered) when it passes."""
+        candidate = candidate_bytes.decode("latin-1")
         parsed = keys.parse(candidate)
         if parsed is None:
             return self._fail(ctx, "key_invalid")
@@ -202,13 +252,15 @@ class KeyAuthHandler(Handler):
         subscribed = record.subscriptions.get(self._api_id)
         if subscribed is None and self._require_subscription:
             return self._not_subscribed
-        self._accept(ctx, record, subscribed)
-        self._store.mark_used(record.key_id)
-        return None
+        grant = self._grant(record, subscribed)
+        if len(self._grants) >= MAX_GRANTS:
+            self._grants.clear()  # rare (that many distinct keys on one API within one snapshot): start over
+        self._grants[fingerprint] = grant
+        return grant
 
-    def _accept(self, ctx: RequestContext, record: KeyRecord, subscribed: tuple[str, str] | None) -> None:
+    def _grant(self, record: KeyRecord, subscribed: tuple[str, str] | None) -> _Grant:
         prefix = keys.display_prefix(record.key_id)
-        ctx.identity = Identity(
+        identity = Identity(
             consumer_id=record.consumer_id,
             consumer_name=record.consumer_name,
             credential="key",
@@ -218,17 +270,15 @@ class KeyAuthHandler(Handler):
             groups=record.groups,
             subscription=Subscription(*subscribed) if subscribed is not None else None,
         )
-        if self._hide:
-            self._hide_credentials(ctx)
+        headers: tuple[tuple[bytes, bytes], ...] = ()
         if self._forward:
-            ctx.upstream_headers.extend(
-                (
-                    (b"x-consumer-id", record.consumer_id.encode()),
-                    (b"x-consumer-username", record.consumer_name.encode()),
-                    (b"x-application-id", record.application_id.encode()),
-                    (b"x-credential-identifier", prefix.encode()),
-                )
+            headers = (
+                (b"x-consumer-id", record.consumer_id.encode()),
+                (b"x-consumer-username", record.consumer_name.encode()),
+                (b"x-application-id", record.application_id.encode()),
+                (b"x-credential-identifier", prefix.encode()),
             )
+        return _Grant(record=record, identity=identity, upstream_headers=headers)
 
 
 class KeyAuthPolicy(Policy):

@@ -65,3 +65,80 @@ def test_identity_carries_the_subscription_scopes_and_groups():
     assert b"x-api-key" in ctx.drop_headers
     assert headers[0][0] == b"x-api-key"
     assert issued.plaintext.encode() not in b"".join(v for _, v in ctx.upstream_headers)
+
+
+def _handler_for(row, issued):
+    store = KeyStore(lookup=lambda key_id: row if key_id == issued.key_id else None)
+    env = CompileEnv(api=ApiInfo(api_id="api1", tenant_id="t1"), services={"keys": store, "tenant_versions": {"t1": 1}})
+    return KeyAuthPolicy.compile(parse_config("key-auth", {}), env), store
+
+
+def _subscribed_row(issued, **changes):
+    return record(
+        issued.key_id,
+        digest=keys.digest(issued.plaintext),
+        pepper_id=keys.current_pepper_id(),
+        subscriptions={"api1": ("sub1", "plan1")},
+        **changes,
+    )
+
+
+def test_an_accepted_key_is_remembered_by_fingerprint_not_by_plaintext(monkeypatch):
+    issued = keys.generate()
+    handler, store = _handler_for(_subscribed_row(issued), issued)
+
+    async def run():
+        first, second = (
+            _ctx([(b"x-api-key", issued.plaintext.encode())]),
+            _ctx([(b"x-api-key", issued.plaintext.encode())]),
+        )
+        assert await handler.request(first) is None
+        store.clear()  # the store forgot the key: a second full check would need a lookup again
+        verified = []
+        monkeypatch.setattr(keys, "matches", lambda *a, **k: verified.append(1) or True)
+        assert await handler.request(second) is None
+        return first, second, verified
+
+    first, second, verified = asyncio.run(run())
+    assert verified == []  # neither parsed nor hashed again
+    assert second.identity is first.identity
+    assert second.upstream_headers == first.upstream_headers
+    assert len(handler._grants) == 1
+    (fingerprint,) = handler._grants
+    assert issued.plaintext.encode() not in fingerprint
+    assert len(fingerprint) == 16
+
+
+def test_a_remembered_key_is_refused_once_it_expires(monkeypatch):
+    issued = keys.generate()
+    now = [1_000_000.0]
+    monkeypatch.setattr("policies.plugins.key_auth.time.time", lambda: now[0])
+    handler, _ = _handler_for(_subscribed_row(issued, expires_at=now[0] + 10), issued)
+    header = [(b"x-api-key", issued.plaintext.encode())]
+
+    async def run():
+        assert await handler.request(_ctx(list(header))) is None
+        now[0] += 11
+        expired = _ctx(list(header))
+        denial = await handler.request(expired)
+        return denial
+
+    denial = asyncio.run(run())
+    assert denial is not None and denial.status == 401 and denial.reason == "key_expired"
+
+
+def test_a_wrong_secret_for_a_remembered_key_id_is_still_refused():
+    issued = keys.generate()
+    handler, _ = _handler_for(_subscribed_row(issued), issued)
+    # Same public id and a valid checksum, another secret.
+    body = f"{keys.KEY_PREFIX}{issued.key_id}{'A' * keys.SECRET_LENGTH}"
+    forged = body + keys._checksum(body)
+    assert keys.parse(forged) is not None
+
+    async def run():
+        assert await handler.request(_ctx([(b"x-api-key", issued.plaintext.encode())])) is None
+        return await handler.request(_ctx([(b"x-api-key", forged.encode())]))
+
+    denial = asyncio.run(run())
+    assert denial is not None and denial.status == 401 and denial.reason == "key_invalid"
+    assert len(handler._grants) == 1  # refusals are never remembered
