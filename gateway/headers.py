@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 Headers = list[tuple[bytes, bytes]]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -143,6 +143,7 @@ class TrustedProxies:
     """Networks whose X-Forwarded-For / Forwarded headers the gateway believes."""
 
     networks: tuple[IPNetwork, ...] = ()
+    _memo: dict[str, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @classmethod
     def parse(cls, cidrs: Iterable[str]) -> TrustedProxies:
@@ -151,11 +152,27 @@ class TrustedProxies:
     def trusts(self, address: str) -> bool:
         if not self.networks:
             return False
+        memo = self._memo
+        known = memo.get(address)
+        if known is None:
+            known = self._trusts(address)
+            if len(memo) >= _TRUST_MEMO_SIZE:
+                memo.clear()
+            memo[address] = known
+        return known
+
+    def _trusts(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False
         return any(ip in network for network in self.networks)
+
+
+# Addresses remembered per TrustedProxies: a request asks about its socket peer once or
+# twice and parsing an address costs microseconds; peers repeat (load balancers, NAT,
+# keep-alive), and a memo that fills up (a flood of distinct addresses) simply starts over.
+_TRUST_MEMO_SIZE = 4096
 
 
 def _forwarded_for_chain(headers: Sequence[tuple[bytes, bytes]]) -> list[str]:

@@ -213,18 +213,19 @@ class SlidingRule(Rule):
         elapsed = now_ms - window * period
         who = subject if subject is not None else self.subject(ctx)  # type: ignore[misc]
         base = f"{self.namespace}{who}:{self.tag}:"
+        # Positional: this runs for every limit of every request.
         return Check(
-            key=f"{base}{window}",
-            prev_key=f"{base}{window - 1}",
-            limit=self.limit,
-            weight=(period - elapsed) / period,
-            ttl_ms=2 * period + SLIDING_GRACE_MS,
-            reset_ms=period - elapsed,
-            period_ms=period,
-            window=self.window,
-            quota=self.quota,
-            headers=self.headers,
-            fail_closed=self.fail_closed,
+            f"{base}{window}",
+            f"{base}{window - 1}",
+            self.limit,
+            (period - elapsed) / period,
+            2 * period + SLIDING_GRACE_MS,
+            period - elapsed,
+            period,
+            self.window,
+            self.quota,
+            self.headers,
+            self.fail_closed,
         )
 
 
@@ -241,17 +242,17 @@ class CalendarRule(Rule):
         who = subject if subject is not None else self.subject(ctx)  # type: ignore[misc]
         key = f"{self.namespace}{who}:{self.tag}:{label}"
         return Check(
-            key=key,
-            prev_key=key,
-            limit=self.limit,
-            weight=0.0,
-            ttl_ms=end - now_ms + QUOTA_GRACE_MS,
-            reset_ms=end - now_ms,
-            period_ms=end - start,
-            window=self.window,
-            quota=self.quota,
-            headers=self.headers,
-            fail_closed=self.fail_closed,
+            key,
+            key,
+            self.limit,
+            0.0,
+            end - now_ms + QUOTA_GRACE_MS,
+            end - now_ms,
+            end - start,
+            self.window,
+            self.quota,
+            self.headers,
+            self.fail_closed,
         )
 
 

@@ -167,8 +167,8 @@ class LimitStep(Handler):
                     best = candidate
         if best is not None:
             left, reset, limit = best
-            limit_b, left_b = str(limit).encode(), str(left).encode()
-            reset_b = str(max(1, math.ceil(-reset / 1000))).encode()
+            limit_b, left_b = b"%d" % limit, b"%d" % left
+            reset_b = b"%d" % max(1, math.ceil(-reset / 1000))
             ctx.response_headers.extend(
                 (
                     (b"ratelimit-limit", limit_b),

@@ -143,6 +143,19 @@ def test_client_address_uses_rightmost_untrusted_hop():
     assert client_address("10.0.0.1", [(b"x-forwarded-for", b"10.0.0.9")], LB) == "10.0.0.1"
 
 
+def test_trust_answers_are_remembered_per_network_list_and_bounded(monkeypatch):
+    from gateway import headers as module
+
+    monkeypatch.setattr(module, "_TRUST_MEMO_SIZE", 3)
+    proxies = TrustedProxies.parse(["10.0.0.0/8"])
+    others = TrustedProxies.parse(["192.0.2.0/24"])
+    answers = [proxies.trusts(a) for a in ("10.1.1.1", "10.1.1.1", "192.0.2.7", "not-an-ip", "2001:db8::1")]
+    assert answers == [True, True, False, False, False]
+    assert others.trusts("192.0.2.7") is True  # another list's memo is its own
+    assert len(proxies._memo) <= 3  # a flood of distinct addresses cannot grow it without end
+    assert proxies == TrustedProxies.parse(["10.0.0.0/8"])  # the memo is not part of equality
+
+
 def test_request_id_passthrough_only_when_safe():
     fresh = lambda: b"generated"  # noqa: E731
     assert request_id([(b"x-request-id", b"abc-123")], fresh) == b"abc-123"

@@ -254,3 +254,24 @@ def test_other_apis_are_not_affected(world, http, echo_server):
     world.configure(ALL_KEYS, Api(base_path="/open", targets=[echo_server.origin], tenant=world.tenant_id))
     assert http.get(f"{world.gateway.url}/svc/x").status_code == 401
     assert http.get(f"{world.gateway.url}/open/x").status_code == 200
+
+
+def test_a_token_is_verified_once_and_refused_once_it_expires(world, http, monkeypatch):
+    from policies.plugins import jwt as jwt_policy
+
+    world.configure({**ALL_KEYS, "leeway_seconds": 0})
+    decodes = []
+    real_decode = jwt_policy.jwt.decode
+    monkeypatch.setattr(jwt_policy.jwt, "decode", lambda *a, **k: decodes.append(1) or real_decode(*a, **k))
+    short_lived = token(RSA, "RS256", exp=int(time.time()) + 2)
+    for _ in range(3):
+        assert http.get(f"{world.gateway.url}/svc/x", headers=_bearer(short_lived)).status_code == 200
+    assert len(decodes) == 1  # the signature was checked on the first request only
+    # A tampered copy of a remembered token is another token: verified, and refused.
+    head, payload, signature = short_lived.split(".")
+    tampered = f"{head}.{payload}.{signature[:-4]}{'AAAA' if signature[-4:] != 'AAAA' else 'BBBB'}"
+    assert http.get(f"{world.gateway.url}/svc/x", headers=_bearer(tampered)).status_code == 401
+    time.sleep(2.2)  # past exp: the remembered token must not outlive it
+    response = http.get(f"{world.gateway.url}/svc/x", headers=_bearer(short_lived))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "token_invalid"
