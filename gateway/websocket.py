@@ -65,7 +65,14 @@ from apim.target_addresses import AddressGuard
 from gateway.canonical import BadTarget, CanonicalTarget, canonicalize
 from gateway.config import GatewaySnapshot, UpstreamRuntime
 from gateway.errors import ERRORS, envelope
-from gateway.headers import Seen, TrustedProxies, client_address, request_id, upstream_request_headers
+from gateway.headers import (
+    Seen,
+    TrustedProxies,
+    client_address,
+    host_problem,
+    request_id,
+    upstream_request_headers,
+)
 from gateway.ids import new_request_id
 from gateway.retry import may_retry
 from gateway.router import Match, MethodNotAllowed
@@ -240,6 +247,12 @@ class WebSocketProxy:
 
         if raw_path.startswith(b"/__apim"):  # reserved endpoints are plain HTTP only
             await self._deny(send, denial, "not_found", rid)
+            return
+        hosts = [value for name, value in headers if name == b"host"]
+        problem = host_problem(len(hosts), hosts[0] if hosts else b"", scope.get("http_version", "1.1"))
+        if problem is not None:  # as for plain HTTP: exactly one valid Host, or nobody can say which tenant
+            message = "The request must carry exactly one valid Host header."
+            await self._deny(send, denial, "bad_request", rid, message=message, details={"reason": problem})
             return
         try:
             target = canonicalize(raw_path, scope.get("query_string", b""))

@@ -4,7 +4,9 @@ The key comes from a header (default ``X-API-Key``; several may be listed and
 the first present wins) or, if configured, a query parameter. Checks, in
 order, each answered without a database round trip when it can be:
 
-1. no key → 401 ``key_missing``;
+1. no key → 401 ``key_missing``; two different keys in the location that
+   holds one (two ``X-API-Key`` lines...) → 401 ``key_invalid`` with deny
+   reason ``key_ambiguous``;
 2. this client has presented too many bad keys lately → 429
    ``too_many_auth_failures`` with ``Retry-After``, before any lookup (the
    brake on guessing);
@@ -27,7 +29,8 @@ On success the request carries ``ctx.identity`` (with the subscription, which
 the limit policies use) and, towards the upstream, ``X-Consumer-ID``,
 ``X-Consumer-Username``, ``X-Application-ID`` and ``X-Credential-Identifier``
 (the key's display prefix); the gateway drops client-sent copies of those
-headers.
+headers. The key itself is removed from what is forwarded unless
+``hide_credentials`` is off. The plaintext key is never logged or stored.
 
 Accepted keys are remembered per handler (one API, one snapshot) by a BLAKE2b
 fingerprint of the presented bytes, with the identity and headers they
@@ -36,8 +39,7 @@ HMAC, and only the expiry is checked again (it is the one thing that changes
 with time alone). Any change to a key, its consumer or a subscription bumps
 the tenant's version and rebuilds the snapshot, so this memory never outlives
 the state it was verified against. Rejected keys are never remembered, and no
-plaintext key is kept: only the fingerprint. The key itself is removed from what is forwarded unless
-``hide_credentials`` is off. The plaintext key is never logged or stored.
+plaintext key is kept: only the fingerprint.
 
 Authentication fails closed: a lookup that cannot reach the database is a 503
 ``auth_unavailable``; keys already in the cache keep working.
@@ -80,6 +82,7 @@ _RESERVED_HEADERS = frozenset(
 
 
 MAX_GRANTS = 10_000  # accepted keys remembered per handler (per API and snapshot)
+AMBIGUOUS = b"\x00ambiguous"  # _candidate's answer for two different keys in one location (never a key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +146,7 @@ class KeyAuthHandler(Handler):
                 reason=reason,
                 headers=self._challenge,
             )
-            for reason in ("key_invalid", "key_expired", "key_revoked", "consumer_suspended")
+            for reason in ("key_invalid", "key_expired", "key_revoked", "consumer_suspended", "key_ambiguous")
         }
         self._not_allowed = Denial(
             status=403, code="key_not_allowed", message="This API key may not call this API.", reason="key_not_allowed"
@@ -163,16 +166,34 @@ class KeyAuthHandler(Handler):
         )
 
     def _candidate(self, ctx: RequestContext) -> bytes | None:
-        """The presented key's bytes (surrounding whitespace removed), or None when none is presented."""
+        """The presented key's bytes (surrounding whitespace removed), or None when none is presented.
+
+        ``AMBIGUOUS`` when the first location that holds a key holds two different ones (two
+        ``X-API-Key`` lines, or two ``apikey=`` parameters): which one a component in front
+        of the gateway looked at is anyone's guess, so neither is used.
+        """
         for name in self._header_names:
-            value = ctx.header(name)
-            if value is not None:
-                return value.strip()
+            found: bytes | None = None
+            for key, value in ctx.headers:
+                if key == name:
+                    value = value.strip()
+                    if found is None:
+                        found = value
+                    elif value != found:
+                        return AMBIGUOUS
+            if found is not None:
+                return found
         if self._query_name is not None and ctx.query:
+            found = None
             for part in ctx.query.split(b"&"):
                 name, _, value = part.partition(b"=")
                 if unquote_to_bytes(name) == self._query_name:
-                    return unquote_to_bytes(value).strip()
+                    value = unquote_to_bytes(value).strip()
+                    if found is None:
+                        found = value
+                    elif value != found:
+                        return AMBIGUOUS
+            return found
         return None
 
     def _hide_credentials(self, ctx: RequestContext) -> None:
@@ -195,6 +216,8 @@ class KeyAuthHandler(Handler):
         candidate = self._candidate(ctx)
         if not candidate:
             return self._missing
+        if candidate is AMBIGUOUS:
+            return self._fail(ctx, "key_ambiguous")
         if self._limit:
             wait = self._throttle.retry_after(self._tenant_id, ctx.client_ip, self._limit, self._window)
             if wait:

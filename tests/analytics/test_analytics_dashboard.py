@@ -150,3 +150,12 @@ def test_index_and_sidebar_link_to_the_page(client, traffic):
     assert 'href="/admin/analytics/"' in client.get("/admin/").content.decode()
     # Any other admin page has the sidebar.
     assert 'href="/admin/analytics/"' in client.get("/admin/apim/api/").content.decode()
+
+
+def test_the_link_is_not_shown_to_whom_the_page_would_refuse(client, traffic):
+    client.force_login(_operator(traffic["alpha"]["tenant"], "developer"))
+    index = client.get("/admin/")
+    assert index.status_code == 200
+    assert 'href="/admin/analytics/"' not in index.content.decode()
+    client.force_login(UserFactory(is_staff=True))  # staff without any membership
+    assert 'href="/admin/analytics/"' not in client.get("/admin/").content.decode()

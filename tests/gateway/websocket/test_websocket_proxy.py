@@ -585,3 +585,32 @@ def test_upstream_refusing_the_upgrade_is_relayed(gateway: Gateway) -> None:
     body = json.loads(response.body)
     assert body["error"]["code"] == "upstream_error"
     assert body["error"]["details"] == {"upstream_status": 401}
+
+
+@pytest.mark.parametrize(
+    ("hosts", "reason"),
+    [
+        ([b"127.0.0.1", b"ws.example"], "duplicate_host"),
+        ([b"bad host"], "invalid_host"),
+    ],
+)
+def test_an_upgrade_without_exactly_one_valid_host_is_refused(gateway: Gateway, hosts, reason) -> None:
+    # As for plain HTTP (RFC 9112 §3.2): two Hosts leave the tenant ambiguous, so nothing is routed.
+    head = b"GET /echo/x HTTP/1.1\r\n" + b"".join(b"Host: " + h + b"\r\n" for h in hosts)
+    head += (
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+        sock.sendall(head)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    status_line = answer.split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 400"), answer[:200]
+    body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert body["error"]["code"] == "bad_request"
+    assert body["error"]["details"] == {"reason": reason}

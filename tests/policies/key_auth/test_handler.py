@@ -142,3 +142,37 @@ def test_a_wrong_secret_for_a_remembered_key_id_is_still_refused():
     denial = asyncio.run(run())
     assert denial is not None and denial.status == 401 and denial.reason == "key_invalid"
     assert len(handler._grants) == 1  # refusals are never remembered
+
+
+def test_two_different_keys_in_one_location_are_refused_as_ambiguous():
+    issued, other = keys.generate(), keys.generate()
+    handler, _ = _handler_for(_subscribed_row(issued), issued)
+    good, bad = issued.plaintext.encode(), other.plaintext.encode()
+
+    async def run():
+        return [
+            await handler.request(_ctx(headers))
+            for headers in (
+                [(b"x-api-key", good), (b"x-api-key", bad)],
+                [(b"x-api-key", bad), (b"x-api-key", good)],
+                [(b"x-api-key", good), (b"x-api-key", good + b" ")],  # the same key twice is not ambiguous
+            )
+        ]
+
+    first, second, same = asyncio.run(run())
+    for denial in (first, second):
+        assert denial is not None and denial.status == 401
+        assert (denial.code, denial.reason) == ("key_invalid", "key_ambiguous")
+    assert same is None
+
+
+def test_two_different_keys_in_the_query_are_refused_as_ambiguous():
+    issued, other = keys.generate(), keys.generate()
+    row = _subscribed_row(issued)
+    store = KeyStore(lookup=lambda key_id: row if key_id == issued.key_id else None)
+    env = CompileEnv(api=ApiInfo(api_id="api1", tenant_id="t1"), services={"keys": store, "tenant_versions": {"t1": 1}})
+    handler = KeyAuthPolicy.compile(parse_config("key-auth", {"query_param": "apikey"}), env)
+    query = f"apikey={issued.plaintext}&x=1&apikey={other.plaintext}".encode()
+    denial = asyncio.run(handler.request(_ctx([], query=query)))
+    assert denial is not None and denial.reason == "key_ambiguous"
+    assert asyncio.run(handler.request(_ctx([], query=f"apikey={issued.plaintext}".encode()))) is None
