@@ -159,24 +159,34 @@ def host_refusal(host: str, port: int, *, own_ports: Iterable[int] = ()) -> str 
     Every address must pass: a name with one public and one loopback address
     is refused, since the connection may go to either.
     """
+    return checked_addresses(host, port, own_ports=own_ports)[1]
+
+
+def checked_addresses(host: str, port: int, *, own_ports: Iterable[int] = ()) -> tuple[list[str], str | None]:
+    """``host`` resolved once: (its addresses, None) when every one may be connected to, else ([], reason).
+
+    A caller that connects to one of these addresses itself (instead of
+    resolving the name again) leaves no DNS-rebinding window between the check
+    and the connection.
+    """
     ports = frozenset(own_ports)
     reason = literal_refusal(host, port, own_ports=ports)
     if reason is not None:
-        return reason
+        return [], reason
     name = host.strip().rstrip(".").lower()
     try:
         infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, ValueError) as exc:
-        return f"{host!r} could not be resolved ({exc}); use a resolvable name or an IP address"
-    addresses = sorted({info[4][0] for info in infos})
+        return [], f"{host!r} could not be resolved ({exc}); use a resolvable name or an IP address"
+    addresses = sorted({str(info[4][0]) for info in infos})
     if not addresses:
-        return f"{host!r} did not resolve to any address"
+        return [], f"{host!r} did not resolve to any address"
     for ip in addresses:
-        reason = address_refusal(str(ip), port, own_ports=ports)
+        reason = address_refusal(ip, port, own_ports=ports)
         if reason is not None:
-            shown = f"{host!r} resolves to {ip}: " if str(ip) != name else ""
-            return shown + reason
-    return None
+            shown = f"{host!r} resolves to {ip}: " if ip != name else ""
+            return [], shown + reason
+    return addresses, None
 
 
 def url_refusal(url: str) -> str | None:

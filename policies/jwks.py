@@ -40,12 +40,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from apim.target_addresses import private_targets_allowed, url_refusal
+from apim.target_addresses import checked_addresses, own_ports, private_targets_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -157,10 +158,10 @@ class JwksCache:
             source.attempted_at = time.monotonic()
             source.fetches += 1
         try:
-            _check_address(url)
+            target, headers, extensions = _pinned(url)
             with (
                 httpx.Client(trust_env=False, timeout=self.timeout, follow_redirects=False) as client,
-                client.stream("GET", url, headers={"accept": "application/json"}) as response,
+                client.stream("GET", target, headers=headers, extensions=extensions) as response,
             ):
                 _check_status(response)
                 body = bytearray()
@@ -219,10 +220,10 @@ class JwksCache:
 
     async def _refresh(self, source: _Source) -> None:
         try:
-            await asyncio.get_running_loop().run_in_executor(None, _check_address, source.url)
+            target, headers, extensions = await asyncio.get_running_loop().run_in_executor(None, _pinned, source.url)
             async with (
                 httpx.AsyncClient(trust_env=False, timeout=self.timeout, follow_redirects=False) as client,
-                client.stream("GET", source.url, headers={"accept": "application/json"}) as response,
+                client.stream("GET", target, headers=headers, extensions=extensions) as response,
             ):
                 _check_status(response)
                 body = bytearray()
@@ -254,18 +255,29 @@ class JwksCache:
         return list(self._sources)
 
 
-def _check_address(url: str) -> None:
-    """Refuse to fetch from loopback, link-local or the gateway's own ports (SSRF), by resolved address.
+def _pinned(url: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """Where to fetch ``url`` from: the URL to connect to, the request headers, httpx extensions.
 
-    Resolved just before the fetch, which narrows but does not close a DNS
-    rebinding window (httpx resolves again to connect); the upstream clients,
-    which carry real traffic, connect to the checked addresses themselves.
+    The name is resolved once and every address judged (loopback, link-local,
+    the gateway's own ports are refused: SSRF); the fetch then connects to the
+    first checked address itself, with the original name in ``Host`` and as the
+    TLS server name (SNI and certificate check), so a DNS answer that changes
+    between the check and the connection (rebinding) cannot redirect it.
     """
+    headers = {"accept": "application/json"}
     if private_targets_allowed():
-        return
-    reason = url_refusal(url)
+        return url, headers, {}
+    parts = urlsplit(url)
+    hostname = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    addresses, reason = checked_addresses(hostname, port, own_ports=own_ports())
     if reason is not None:
         raise JwksError(f"refused to fetch the JWKS: {reason}")
+    address = addresses[0]
+    literal = f"[{address}]" if ":" in address else address
+    headers["host"] = parts.netloc.rpartition("@")[2]
+    extensions = {"sni_hostname": hostname} if parts.scheme == "https" else {}
+    return urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, "")), headers, extensions
 
 
 def _check_status(response: httpx.Response) -> None:

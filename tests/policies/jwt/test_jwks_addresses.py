@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
@@ -61,3 +62,44 @@ def test_a_name_that_resolves_to_loopback_is_not_fetched(settings, monkeypatch, 
     asyncio.run(refresh())
     assert [key.kid for key in cache.keys(url)] == ["r1"]
     assert jwks_server.hits == 1
+
+
+def test_the_fetch_connects_to_the_address_it_checked_not_to_a_rebound_one(settings, monkeypatch, jwks_server):
+    settings.APIM_ALLOW_PRIVATE_TARGETS = False
+    answers = fake_dns_install(monkeypatch)
+    answers["idp.apim.test"] = ["203.0.113.10"]  # public (TEST-NET-3): passes the check; nothing listens
+    resolve = socket.getaddrinfo
+    lookups = []
+
+    def rebinding(host, *args, **kwargs):
+        """An attacker's DNS: after the first answer, the name points at the gateway's own machine."""
+        result = resolve(host, *args, **kwargs)
+        if str(host).rstrip(".").lower() == "idp.apim.test":
+            lookups.append(host)
+            answers["idp.apim.test"] = ["127.0.0.1"]
+        return result
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    jwks_server.document = {"keys": [jwk_of(RSA1, "r1")]}
+    url = jwks_server.url.replace("127.0.0.1", "idp.apim.test")
+    cache = JwksCache(timeout=0.5)
+    # The suite's socket guard (pytest-socket) stops any connection off loopback and names its
+    # address: the fetch connected to the checked 203.0.113.10, not to the 127.0.0.1 that a
+    # second lookup would have given, and the JWKS server on loopback was never reached.
+    with pytest.raises(RuntimeError, match=r'host "203\.0\.113\.10"'):
+        cache.register(url)
+    assert jwks_server.hits == 0
+    assert len(lookups) == 1
+
+
+def test_a_pinned_fetch_keeps_the_name_for_host_and_tls(settings, monkeypatch):
+    from policies.jwks import _pinned
+
+    settings.APIM_ALLOW_PRIVATE_TARGETS = False
+    fake_dns_install(monkeypatch)["idp.apim.test"] = ["2001:db8::7", "203.0.113.10"]
+    target, headers, extensions = _pinned("https://idp.apim.test/.well-known/jwks.json?v=2")
+    assert target == "https://[2001:db8::7]:443/.well-known/jwks.json?v=2"
+    assert headers["host"] == "idp.apim.test"
+    assert extensions == {"sni_hostname": "idp.apim.test"}
+    target, headers, extensions = _pinned("http://idp.apim.test:8443/jwks")
+    assert (target, headers["host"], extensions) == ("http://[2001:db8::7]:8443/jwks", "idp.apim.test:8443", {})
