@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -84,10 +85,18 @@ class ForbiddenAddress(OSError):
     """
 
 
+SERVING_PORT_ENV = "APIM_GATEWAY_SERVING_PORT"  # set by ``manage.py gateway`` for its workers
+
+
 def own_ports() -> frozenset[int]:
+    """This machine's apim ports: the configured web and gateway ports, and the port the gateway
+    was actually started on (``manage.py gateway --port``), which may differ from the setting."""
     from django.conf import settings
 
     ports = {getattr(settings, "APIM_GATEWAY_PORT", None), getattr(settings, "APIM_WEB_PORT", None)}
+    serving = os.environ.get(SERVING_PORT_ENV, "")
+    if serving.isdigit():
+        ports.add(int(serving))
     return frozenset(p for p in ports if isinstance(p, int))
 
 

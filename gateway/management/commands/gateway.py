@@ -15,6 +15,7 @@ import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from apim.target_addresses import SERVING_PORT_ENV
 from gateway.http_protocol import GatewayHttpProtocol
 from gateway.metrics_multiprocess import ENV as METRICS_DIR_ENV
 from gateway.metrics_multiprocess import prepare_directory
@@ -44,6 +45,9 @@ class Command(BaseCommand):
                     f"Cannot prepare the metrics directory {directory} ({exc}); "
                     f"point {METRICS_DIR_ENV} at a writable directory."
                 ) from exc
+        # The SSRF rules refuse upstreams on this gateway's own port (a request loop); with
+        # --port other than the setting, the workers learn the real one from here.
+        os.environ[SERVING_PORT_ENV] = str(options["port"])
         uvicorn.run(
             "gateway.asgi:application",
             host=options["host"],

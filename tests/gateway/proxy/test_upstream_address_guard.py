@@ -139,3 +139,14 @@ def test_runtime_guard_follows_the_setting(settings):
     settings.APIM_WEB_PORT = 18080
     guard = AddressGuard.from_settings()
     assert guard is not None and guard.own_ports == frozenset({18080, 18081})
+
+
+def test_the_port_the_gateway_was_started_on_counts_as_its_own(settings, monkeypatch):
+    from apim.target_addresses import SERVING_PORT_ENV
+
+    settings.APIM_ALLOW_PRIVATE_TARGETS = False
+    settings.APIM_GATEWAY_PORT = 18081
+    settings.APIM_WEB_PORT = 18080
+    monkeypatch.setenv(SERVING_PORT_ENV, "19999")  # manage.py gateway --port 19999
+    guard = AddressGuard.from_settings()
+    assert guard is not None and guard.own_ports == frozenset({18080, 18081, 19999})
