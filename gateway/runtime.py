@@ -37,6 +37,13 @@ from policies.runtime import PolicyServices
 
 logger = logging.getLogger(__name__)
 
+
+def gc_threshold() -> int:
+    """``settings.APIM_GATEWAY_GC_THRESHOLD``: the young generation's collection threshold."""
+    from django.conf import settings
+
+    return int(getattr(settings, "APIM_GATEWAY_GC_THRESHOLD", 20_000))
+
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -196,8 +203,10 @@ class GatewayRuntime:
                     return
                 self._report_task = asyncio.create_task(self._report_health_loop(), name="apim-health-report")
                 # Django's import-time objects never die: keep them out of every GC pass
-                # (measured: halves the time the collector takes under load).
+                # (measured: halves the time the collector takes under load), and collect
+                # the young generation less often (APIM_GATEWAY_GC_THRESHOLD).
                 gc.freeze()
+                gc.set_threshold(gc_threshold(), *gc.get_threshold()[1:])
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._report_task is not None:

@@ -123,3 +123,17 @@ def test_a_failed_reload_keeps_the_last_good_snapshot(demo):
         broken["on"] = False
         assert wait_for(lambda: runtime.watcher.last_error is None)
         assert http.get(f"{url}/__apim/ready").json()["stale"] is False
+
+
+def test_start_up_sets_the_young_generation_gc_threshold(demo, settings):
+    import gc
+
+    before = gc.get_threshold()
+    settings.APIM_GATEWAY_GC_THRESHOLD = 12_345
+    runtime = GatewayRuntime(client_kind="aiohttp", trusted_proxies=TrustedProxies(), poll_interval=0.2)
+    try:
+        with RuntimeServer(runtime) as url, httpx.Client(timeout=5, trust_env=False) as http:
+            assert http.get(f"{url}/orders/1").status_code == 200
+            assert gc.get_threshold() == (12_345, *before[1:])
+    finally:
+        gc.set_threshold(*before)
