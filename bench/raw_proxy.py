@@ -6,10 +6,15 @@ rules beyond dropping Host and hop-by-hop framing. Served by uvicorn with the
 same worker count as the gateway:
 
     RAW_PROXY_UPSTREAM=http://127.0.0.1:8090 uvicorn bench.raw_proxy:app --port 8082 --loop uvloop --http httptools
+
+With ``RAW_PROXY_GC_THRESHOLD=N`` it also runs with the gateway's garbage-collector
+settings (import-time objects frozen, young-generation threshold N), so the
+benchmark can show the gateway against a floor tuned the same way.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -19,6 +24,10 @@ from yarl import URL
 UPSTREAM = os.environ.get("RAW_PROXY_UPSTREAM", "http://127.0.0.1:8090")
 _DROP = {b"host", b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer"}
 _session: aiohttp.ClientSession | None = None
+
+if os.environ.get("RAW_PROXY_GC_THRESHOLD"):
+    gc.freeze()
+    gc.set_threshold(int(os.environ["RAW_PROXY_GC_THRESHOLD"]), *gc.get_threshold()[1:])
 
 
 def _get_session() -> aiohttp.ClientSession:
