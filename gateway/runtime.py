@@ -37,6 +37,10 @@ from policies.runtime import PolicyServices
 
 logger = logging.getLogger(__name__)
 
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
 
 def gc_threshold() -> int:
     """``settings.APIM_GATEWAY_GC_THRESHOLD``: the young generation's collection threshold."""
@@ -44,9 +48,6 @@ def gc_threshold() -> int:
 
     return int(getattr(settings, "APIM_GATEWAY_GC_THRESHOLD", 20_000))
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 HEALTH_REPORT_INTERVAL = 5.0
 # Threads for policy lookups on a cache miss (API keys, consumers): each may hold a database connection.
