@@ -9,28 +9,19 @@ from apim.target_addresses import AddressGuard
 from gateway.headers import TrustedProxies
 from gateway.health import HealthRegistry
 from gateway.websocket import WebSocketProxy
-from tests.gateway.servers import WebSocketEchoServer, refused_port_ctx, ws_echo_server  # noqa: F401
+from tests.gateway.servers import WebSocketEchoServer, ws_echo_server  # noqa: F401
 from tests.gateway.websocket.test_websocket_proxy import (
     Gateway,
-    RecordingServer,
-    build_snapshot,
     run,
     serve_gateway,
-    silent_port,
+    upstream_snapshot,
 )
 
 
 @pytest.mark.parametrize("guarded", [True, False])
 def test_a_loopback_upstream_is_refused_when_guarded(ws_echo_server: WebSocketEchoServer, guarded: bool) -> None:  # noqa: F811
     registry = HealthRegistry()
-    with RecordingServer() as recorder, refused_port_ctx() as refused, silent_port() as silent:
-        snapshot = build_snapshot(
-            registry,
-            echo=ws_echo_server.origin,
-            recorder=recorder.origin,
-            refused=f"http://127.0.0.1:{refused}",
-            silent=f"http://127.0.0.1:{silent}",
-        )
+    with upstream_snapshot(registry, ws_echo_server) as (snapshot, recorder):
         proxy = WebSocketProxy(
             snapshot=lambda: snapshot,
             trusted_proxies=TrustedProxies(),

@@ -199,6 +199,24 @@ def build_snapshot(registry: HealthRegistry, echo: str, recorder: str, refused: 
 
 
 @contextlib.contextmanager
+def upstream_snapshot(
+    registry: HealthRegistry, echo: WebSocketEchoServer
+) -> Iterator[tuple[GatewaySnapshot, RecordingServer]]:
+    """The tests' snapshot over real upstreams: the echo server, a recorder, a refused and a silent port."""
+    with RecordingServer() as recorder, refused_port_ctx() as refused, silent_port() as silent:
+        yield (
+            build_snapshot(
+                registry,
+                echo=echo.origin,
+                recorder=recorder.origin,
+                refused=f"http://127.0.0.1:{refused}",
+                silent=f"http://127.0.0.1:{silent}",
+            ),
+            recorder,
+        )
+
+
+@contextlib.contextmanager
 def silent_port() -> Iterator[int]:
     """A port that completes TCP connects (kernel backlog) but never answers: handshake timeouts."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -248,18 +266,7 @@ def serve_gateway(proxy: WebSocketProxy, ws: str) -> Iterator[int]:
 @pytest.fixture(scope="module", params=["websockets", "websockets-sansio"])
 def gateway(request: pytest.FixtureRequest, ws_echo_server: WebSocketEchoServer) -> Iterator[Gateway]:  # noqa: F811
     registry = HealthRegistry()
-    with (
-        RecordingServer() as recorder,
-        refused_port_ctx() as refused,
-        silent_port() as silent,
-    ):
-        snapshot = build_snapshot(
-            registry,
-            echo=ws_echo_server.origin,
-            recorder=recorder.origin,
-            refused=f"http://127.0.0.1:{refused}",
-            silent=f"http://127.0.0.1:{silent}",
-        )
+    with upstream_snapshot(registry, ws_echo_server) as (snapshot, recorder):
         proxy = WebSocketProxy(
             snapshot=lambda: snapshot, trusted_proxies=TrustedProxies(), max_message_size=MAX_MESSAGE
         )

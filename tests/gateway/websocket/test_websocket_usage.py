@@ -17,15 +17,13 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from gateway.headers import TrustedProxies
 from gateway.health import HealthRegistry
 from gateway.websocket import WebSocketProxy
-from tests.gateway.servers import WebSocketEchoServer, refused_port_ctx, ws_echo_server  # noqa: F401
+from tests.gateway.servers import WebSocketEchoServer, ws_echo_server  # noqa: F401
 from tests.gateway.websocket.test_websocket_proxy import (
     MAX_MESSAGE,
     Gateway,
-    RecordingServer,
-    build_snapshot,
     run,
     serve_gateway,
-    silent_port,
+    upstream_snapshot,
     wait_until,
 )
 
@@ -60,14 +58,7 @@ def records() -> Records:
 @pytest.fixture(scope="module")
 def gateway(records: Records, ws_echo_server: WebSocketEchoServer) -> Iterator[Gateway]:  # noqa: F811
     registry = HealthRegistry()
-    with RecordingServer() as recorder, refused_port_ctx() as refused, silent_port() as silent:
-        snapshot = build_snapshot(
-            registry,
-            echo=ws_echo_server.origin,
-            recorder=recorder.origin,
-            refused=f"http://127.0.0.1:{refused}",
-            silent=f"http://127.0.0.1:{silent}",
-        )
+    with upstream_snapshot(registry, ws_echo_server) as (snapshot, recorder):
         proxy = WebSocketProxy(
             snapshot=lambda: snapshot, trusted_proxies=TrustedProxies(), max_message_size=MAX_MESSAGE, usage=records
         )
